@@ -30,6 +30,8 @@ export const ErrorCodes = {
   RESUME_TIMEOUT: 'ERR_LZ_RESUME_TIMEOUT',
   /** A session saw no traffic for its idle timeout. */
   IDLE_TIMEOUT: 'ERR_LZ_IDLE_TIMEOUT',
+  /** The peer sent nothing (not even a keepalive) for the keepalive timeout: the path stalled. */
+  KEEPALIVE_TIMEOUT: 'ERR_LZ_KEEPALIVE_TIMEOUT',
   /** A connection or handshake did not complete in time. */
   HANDSHAKE_TIMEOUT: 'ERR_LZ_HANDSHAKE_TIMEOUT',
   /** The first connection to a server failed. */
@@ -44,6 +46,14 @@ export const ErrorCodes = {
   INVALID_ARGUMENT: 'ERR_LZ_INVALID_ARGUMENT',
   /** The server is shutting down and takes no new sessions. */
   SERVER_CLOSING: 'ERR_LZ_SERVER_CLOSING',
+  /** A DSM message named a page, lock, node or range outside the shared space. */
+  DSM_OUT_OF_RANGE: 'ERR_LZ_DSM_OUT_OF_RANGE',
+  /** A DSM diff did not fit its page (bad run offset or length). */
+  DSM_BAD_DIFF: 'ERR_LZ_DSM_BAD_DIFF',
+  /** A DSM peer disconnected or misbehaved before the computation ended. */
+  DSM_PEER_LOST: 'ERR_LZ_DSM_PEER_LOST',
+  /** The DSM application threw, or its result differed from the sequential run. */
+  DSM_APP_FAILED: 'ERR_LZ_DSM_APP_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

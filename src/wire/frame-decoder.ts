@@ -146,6 +146,13 @@ export class FrameDecoder {
         createError(ErrorCodes.MALFORMED_FRAME, `frame type 0x${type.toString(16)} shorter than its prefix`),
       );
     }
+    if (prefix === 0) {
+      // Nothing to gather: start the stream now, or a frame ending with its header would wait for
+      // more input (and end() would report it as truncated).
+      this.#state = length > 0 ? { kind: 'stream', remaining: length } : HEADER;
+      this.#sink.onStreamStart(type, EMPTY, length);
+      return;
+    }
     this.#state = { kind: 'prefix', type, length, prefix };
   }
 

@@ -1,0 +1,181 @@
+import { createError, ErrorCodes } from '../wire/errors.ts';
+import { FieldReader, FieldWriter } from '../wire/fields.ts';
+import { encodeFrame, encodeFrameHeader } from '../wire/frame.ts';
+import type { FrameDecoderOptions } from '../wire/frame-decoder.ts';
+
+/**
+ * The session protocol (client <-> server). The server speaks first with a fresh nonce, so a
+ * resume costs one round trip after connect: RESUME carries the proof over that nonce.
+ *
+ *   S: SERVER_HELLO  magic, version, nonce, server id
+ *   C: OPEN          magic, version                      -> S: OPENED  session id, secret, ticket
+ *   C: RESUME        magic, version, ticket, proof, recv -> S: RESUMED recv   | REFUSED code, message
+ *   both: DATA (ack prefix + payload, streamed), ACK, FIN, PING, PONG, ABORT
+ *
+ * Offsets count payload bytes per direction; FIN takes one more offset, so acknowledging it is
+ * acknowledging the offset after the last byte (as in TCP).
+ */
+
+export const MAGIC = 0x4c5a5253; // 'LZRS'
+export const VERSION = 1;
+export const NONCE_SIZE = 32;
+export const SESSION_ID_SIZE = 16;
+export const PROOF_SIZE = 32;
+
+export const FrameType = {
+  SERVER_HELLO: 0x01,
+  OPEN: 0x02,
+  RESUME: 0x03,
+  OPENED: 0x04,
+  RESUMED: 0x05,
+  REFUSED: 0x06,
+  DATA: 0x10,
+  ACK: 0x11,
+  FIN: 0x12,
+  PING: 0x13,
+  PONG: 0x14,
+  ABORT: 0x15,
+} as const;
+
+export type FrameTypeValue = (typeof FrameType)[keyof typeof FrameType];
+
+/** DATA carries a piggybacked cumulative ack (u64) before its payload. */
+export const DATA_PREFIX_SIZE = 8;
+
+export function sessionDecoderOptions(maxFrameSize: number): FrameDecoderOptions {
+  return {
+    types: new Set<number>(Object.values(FrameType)),
+    streamed: new Map([[FrameType.DATA, DATA_PREFIX_SIZE]]),
+    maxFrameSize,
+  };
+}
+
+export interface ServerHello {
+  readonly nonce: Buffer;
+  readonly serverId: string;
+}
+
+export interface ResumeRequest {
+  readonly ticket: Buffer;
+  readonly proof: Buffer;
+  /** Bytes (plus FIN) the client has received from the server. */
+  readonly received: number;
+}
+
+export interface Opened {
+  readonly sessionId: Buffer;
+  readonly secret: Buffer;
+  readonly ticket: Buffer;
+}
+
+export interface Refusal {
+  readonly code: string;
+  readonly message: string;
+}
+
+function checkMagic(r: FieldReader): void {
+  const magic = r.u32();
+  if (magic !== MAGIC) throw createError(ErrorCodes.BAD_MAGIC, `bad magic 0x${magic.toString(16)}`);
+  const version = r.u8();
+  if (version !== VERSION) {
+    throw createError(
+      ErrorCodes.UNSUPPORTED_VERSION,
+      `protocol version ${version} is not supported (speaks ${VERSION})`,
+    );
+  }
+}
+
+export const encode = {
+  serverHello(h: ServerHello): Buffer {
+    const w = new FieldWriter(64).u32(MAGIC).u8(VERSION).fixed(h.nonce).string(h.serverId);
+    return encodeFrame(FrameType.SERVER_HELLO, w.finish());
+  },
+  open(): Buffer {
+    return encodeFrame(FrameType.OPEN, new FieldWriter(8).u32(MAGIC).u8(VERSION).finish());
+  },
+  resume(r: ResumeRequest): Buffer {
+    const w = new FieldWriter(128).u32(MAGIC).u8(VERSION).bytes16(r.ticket).fixed(r.proof).u64(r.received);
+    return encodeFrame(FrameType.RESUME, w.finish());
+  },
+  opened(o: Opened): Buffer {
+    const w = new FieldWriter(128).fixed(o.sessionId).fixed(o.secret).bytes16(o.ticket);
+    return encodeFrame(FrameType.OPENED, w.finish());
+  },
+  resumed(received: number): Buffer {
+    return encodeFrame(FrameType.RESUMED, new FieldWriter(8).u64(received).finish());
+  },
+  refused(r: Refusal): Buffer {
+    return encodeFrame(FrameType.REFUSED, new FieldWriter(64).string(r.code).string(r.message).finish());
+  },
+  abort(r: Refusal): Buffer {
+    return encodeFrame(FrameType.ABORT, new FieldWriter(64).string(r.code).string(r.message).finish());
+  },
+  /** Header and ack prefix of a DATA frame; the payload is written after it without copying. */
+  dataHeader(ack: number, payloadLength: number): Buffer {
+    return encodeFrameHeader(
+      FrameType.DATA,
+      DATA_PREFIX_SIZE + payloadLength,
+      new FieldWriter(8).u64(ack).finish(),
+    );
+  },
+  ack(offset: number): Buffer {
+    return encodeFrame(FrameType.ACK, new FieldWriter(8).u64(offset).finish());
+  },
+  fin(offset: number): Buffer {
+    return encodeFrame(FrameType.FIN, new FieldWriter(8).u64(offset).finish());
+  },
+  ping(token: number): Buffer {
+    return encodeFrame(FrameType.PING, new FieldWriter(8).u64(token).finish());
+  },
+  pong(token: number): Buffer {
+    return encodeFrame(FrameType.PONG, new FieldWriter(8).u64(token).finish());
+  },
+};
+
+export const decode = {
+  serverHello(body: Buffer): ServerHello {
+    const r = new FieldReader(body, 'SERVER_HELLO');
+    checkMagic(r);
+    const nonce = r.fixed(NONCE_SIZE);
+    const serverId = r.string();
+    r.end();
+    return { nonce, serverId };
+  },
+  open(body: Buffer): void {
+    const r = new FieldReader(body, 'OPEN');
+    checkMagic(r);
+    r.end();
+  },
+  resume(body: Buffer): ResumeRequest {
+    const r = new FieldReader(body, 'RESUME');
+    checkMagic(r);
+    const ticket = r.bytes16();
+    const proof = r.fixed(PROOF_SIZE);
+    const received = r.u64();
+    r.end();
+    return { ticket, proof, received };
+  },
+  opened(body: Buffer): Opened {
+    const r = new FieldReader(body, 'OPENED');
+    const sessionId = r.fixed(SESSION_ID_SIZE);
+    const secret = r.fixed(32);
+    const ticket = r.bytes16();
+    r.end();
+    return { sessionId, secret, ticket };
+  },
+  /** REFUSED and ABORT share a body. */
+  refusal(body: Buffer, what: string): Refusal {
+    const r = new FieldReader(body, what);
+    const code = r.string();
+    const message = r.string();
+    r.end();
+    return { code, message };
+  },
+  /** RESUMED, ACK, FIN, PING, PONG and the DATA prefix are one u64. */
+  offset(body: Buffer, what: string): number {
+    const r = new FieldReader(body, what);
+    const v = r.u64();
+    r.end();
+    return v;
+  },
+};

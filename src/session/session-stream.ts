@@ -1,0 +1,428 @@
+import { Duplex } from 'node:stream';
+import { createError, ErrorCodes, type LazarusError } from '../wire/errors.ts';
+import type { Connection, ConnectionHandler, KeepaliveOptions } from './connection.ts';
+import { channels } from './diagnostics.ts';
+import { decode, encode, FrameType } from './protocol.ts';
+import { SendBuffer } from './send-buffer.ts';
+
+export interface SessionTuning {
+  /** Bytes sent but not yet acknowledged before writes are held back (write() returns false). */
+  readonly maxUnacked: number;
+  /** Acknowledge at once after this many unacknowledged received bytes... */
+  readonly ackEvery: number;
+  /** ...or after this many ms, when nothing carries the ack sooner. */
+  readonly ackDelay: number;
+  /** Largest DATA payload per frame. */
+  readonly maxDataFrame: number;
+  readonly keepalive: KeepaliveOptions;
+  /** Destroy the session with ERR_LZ_IDLE_TIMEOUT after this many ms without data either way. */
+  readonly idleTimeout: number | undefined;
+  readonly allowHalfOpen: boolean;
+  readonly noDelay: boolean;
+}
+
+export const DEFAULT_TUNING: SessionTuning = {
+  maxUnacked: 8 * 1024 * 1024,
+  ackEvery: 512 * 1024,
+  ackDelay: 10,
+  maxDataFrame: 256 * 1024,
+  keepalive: { interval: 2000, timeout: 10_000 },
+  idleTimeout: undefined,
+  allowHalfOpen: false,
+  noDelay: true,
+};
+
+export type SessionSide = 'client' | 'server';
+
+/**
+ * A session's byte stream in one direction each way, independent of any TCP connection.
+ *
+ * Each side numbers the bytes it sends; the peer acknowledges cumulative offsets (piggybacked on DATA
+ * and on a short timer). What is sent and not yet acknowledged stays in a SendBuffer, so when a
+ * connection breaks nothing is lost: the next connection's handshake tells each side what the other
+ * has, and each retransmits exactly the rest. The application sees one continuous Duplex.
+ *
+ * Subclasses (client, server) own the connections and handshakes; this class owns the stream.
+ */
+export abstract class SessionStream extends Duplex implements ConnectionHandler {
+  protected readonly tuning: SessionTuning;
+  abstract readonly side: SessionSide;
+  readonly #send = new SendBuffer();
+  /** Payload bytes received. */
+  #received = 0;
+  #finReceived = false;
+  /** Highest ack sent to the peer (an offset counting FIN). */
+  #ackSent = 0;
+  #finQueued = false;
+  #finAcked = false;
+  #completed = false;
+  #conn: Connection | undefined;
+  /** The callback of a write held back by backpressure. */
+  #pendingWrite: ((err?: Error | null) => void) | undefined;
+  #ackTimer: NodeJS.Timeout | undefined;
+  #readPaused = false;
+  #peerAborted = false;
+  #idleTimer: NodeJS.Timeout | undefined;
+  #userTimeout: NodeJS.Timeout | undefined;
+  #noDelay: boolean;
+  #keepAlive: { enable: boolean; delay: number } | undefined;
+  /** Last socket used, for address getters while disconnected. */
+  #lastSocket: Connection['socket'] | undefined;
+  bytesRead = 0;
+  bytesWritten = 0;
+
+  constructor(tuning: SessionTuning) {
+    super({ allowHalfOpen: tuning.allowHalfOpen, autoDestroy: false, emitClose: true });
+    this.tuning = tuning;
+    this.#noDelay = tuning.noDelay;
+    if (tuning.idleTimeout !== undefined) {
+      const ms = tuning.idleTimeout;
+      this.#idleTimer = setTimeout(
+        () => this.destroy(createError(ErrorCodes.IDLE_TIMEOUT, `no data either way for ${ms} ms`)),
+        ms,
+      ).unref();
+    }
+  }
+
+  /** Hex session id, once known. */
+  abstract get sessionId(): string | undefined;
+
+  /** Called when the connection in charge is lost; `err` says why. */
+  protected abstract onDetached(err: Error | undefined): void;
+
+  /** Both directions are finished: our FIN is acknowledged and the peer's received. */
+  protected abstract onComplete(): void;
+
+  protected get connection(): Connection | undefined {
+    return this.#conn;
+  }
+
+  protected get completed(): boolean {
+    return this.#completed;
+  }
+
+  protected get finReceived(): boolean {
+    return this.#finReceived;
+  }
+
+  /** What we have received, counting a received FIN as one offset. */
+  get receivedOffset(): number {
+    return this.#received + (this.#finReceived ? 1 : 0);
+  }
+
+  /** What we have written, counting a queued FIN as one offset. */
+  get sentOffset(): number {
+    return this.#send.end + (this.#finQueued ? 1 : 0);
+  }
+
+  /** Bytes written and not yet acknowledged by the peer. */
+  get unacknowledged(): number {
+    return this.#send.size;
+  }
+
+  /** Round-trip time of the current connection (ms), from keepalive pings. */
+  get rtt(): number | undefined {
+    return this.#conn?.rtt;
+  }
+
+  /**
+   * Puts a connection whose handshake just finished in charge. `peerReceived` is what the peer says it
+   * has received from us; everything after it is retransmitted now.
+   */
+  protected attach(conn: Connection, peerReceived: number): number {
+    this.checkPeerOffset(peerReceived);
+    this.#applyAck(peerReceived);
+    this.#conn = conn;
+    this.#lastSocket = conn.socket;
+    conn.setHandler(this);
+    conn.socket.setNoDelay(this.#noDelay);
+    if (this.#keepAlive) conn.socket.setKeepAlive(this.#keepAlive.enable, this.#keepAlive.delay);
+    conn.startKeepalive(this.tuning.keepalive);
+    // The handshake told the peer what we have received.
+    this.#ackSent = this.receivedOffset;
+    this.#clearAckTimer();
+    let retransmitted = 0;
+    if (peerReceived < this.#send.end) {
+      const chunks = this.#send.from(peerReceived);
+      for (const c of chunks) retransmitted += c.length;
+      conn.sendData(this.receivedOffset, chunks, this.tuning.maxDataFrame);
+    }
+    if (this.#finQueued && !this.#finAcked) conn.send(encode.fin(this.#send.end));
+    if (this.#readPaused) conn.pause();
+    this.#releaseWrite();
+    return retransmitted;
+  }
+
+  /** Throws ERR_LZ_STALE_OFFSET unless the peer can really have received exactly `peerReceived`. */
+  protected checkPeerOffset(peerReceived: number): void {
+    if (peerReceived < this.#send.base || peerReceived > this.sentOffset) {
+      throw createError(
+        ErrorCodes.STALE_OFFSET,
+        `peer claims offset ${peerReceived}, outside what it can have received [${this.#send.base}, ${this.sentOffset}]`,
+      );
+    }
+  }
+
+  /** Stops using the current connection (it broke, or a newer one replaced it). */
+  protected detach(): Connection | undefined {
+    const conn = this.#conn;
+    this.#conn = undefined;
+    this.#clearAckTimer();
+    this.#releaseWrite();
+    return conn;
+  }
+
+  // ---- ConnectionHandler: frames on the connection in charge ----
+
+  onFrame(type: number, body: Buffer): void {
+    switch (type) {
+      case FrameType.ACK:
+        this.#applyAck(decode.offset(body, 'ACK'));
+        return;
+      case FrameType.FIN:
+        this.#onFin(decode.offset(body, 'FIN'));
+        return;
+      case FrameType.ABORT: {
+        const r = decode.refusal(body, 'ABORT');
+        this.#peerAborted = true;
+        this.destroy(
+          createError(ErrorCodes.SESSION_ABORTED, `peer aborted the session: ${r.code}: ${r.message}`, r),
+        );
+        return;
+      }
+      default:
+        throw createError(
+          ErrorCodes.PROTOCOL,
+          `frame type 0x${type.toString(16)} is not allowed in a session`,
+        );
+    }
+  }
+
+  onDataAck(ack: number): void {
+    this.#applyAck(ack);
+  }
+
+  onData(chunk: Buffer): void {
+    if (this.#finReceived) throw createError(ErrorCodes.PROTOCOL, 'data after FIN');
+    this.#received += chunk.length;
+    this.bytesRead += chunk.length;
+    this.#touch();
+    if (!this.push(chunk) && !this.#readPaused) {
+      this.#readPaused = true;
+      this.#conn?.pause();
+    }
+    this.#scheduleAck();
+  }
+
+  onDrain(): void {
+    this.#releaseWrite();
+  }
+
+  onClose(err: Error | undefined): void {
+    if (!this.#conn) return;
+    this.detach();
+    channels.break.publish({ side: this.side, sessionId: this.sessionId, error: err });
+    if (!this.destroyed) this.onDetached(err);
+  }
+
+  // ---- Duplex ----
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.#sendChunks([chunk], callback);
+  }
+
+  override _writev(
+    chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>,
+    callback: (err?: Error | null) => void,
+  ): void {
+    this.#sendChunks(
+      chunks.map((c) => c.chunk),
+      callback,
+    );
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    this.#finQueued = true;
+    this.#conn?.send(encode.fin(this.#send.end));
+    callback();
+  }
+
+  override _read(): void {
+    if (this.#readPaused) {
+      this.#readPaused = false;
+      this.#conn?.resume();
+    }
+  }
+
+  override _destroy(err: Error | null, callback: (err: Error | null) => void): void {
+    this.#clearAckTimer();
+    clearTimeout(this.#idleTimer);
+    clearTimeout(this.#userTimeout);
+    const conn = this.detach();
+    if (conn && !this.#completed && !this.#peerAborted) {
+      const code = (err as LazarusError | null)?.code ?? ErrorCodes.SESSION_ABORTED;
+      conn.endWith(encode.abort({ code, message: err?.message ?? 'session destroyed by peer' }));
+    } else {
+      conn?.close();
+    }
+    channels.close.publish({ side: this.side, sessionId: this.sessionId, error: err ?? undefined });
+    this.onDestroyed(err);
+    callback(err);
+  }
+
+  /** Subclass cleanup after the stream is destroyed. */
+  protected onDestroyed(_err: Error | null): void {}
+
+  // ---- net.Socket surface ----
+
+  setNoDelay(noDelay = true): this {
+    this.#noDelay = noDelay;
+    this.#conn?.socket.setNoDelay(noDelay);
+    return this;
+  }
+
+  setKeepAlive(enable = false, initialDelay = 0): this {
+    this.#keepAlive = { enable, delay: initialDelay };
+    this.#conn?.socket.setKeepAlive(enable, initialDelay);
+    return this;
+  }
+
+  /** As net.Socket: emit 'timeout' after `ms` without data either way (0 disables). */
+  setTimeout(ms: number, callback?: () => void): this {
+    clearTimeout(this.#userTimeout);
+    this.#userTimeout = undefined;
+    if (ms > 0) this.#userTimeout = setTimeout(() => this.emit('timeout'), ms).unref();
+    if (callback) this.once('timeout', callback);
+    return this;
+  }
+
+  address(): ReturnType<Connection['socket']['address']> | Record<string, never> {
+    return this.#lastSocket?.address() ?? {};
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.#lastSocket?.remoteAddress;
+  }
+
+  get remotePort(): number | undefined {
+    return this.#lastSocket?.remotePort;
+  }
+
+  get remoteFamily(): string | undefined {
+    return this.#lastSocket?.remoteFamily;
+  }
+
+  get localAddress(): string | undefined {
+    return this.#lastSocket?.localAddress;
+  }
+
+  get localPort(): number | undefined {
+    return this.#lastSocket?.localPort;
+  }
+
+  // ---- internals ----
+
+  #sendChunks(chunks: Buffer[], callback: (err?: Error | null) => void): void {
+    const live = chunks.filter((c) => c.length > 0);
+    for (const c of live) {
+      this.#send.push(c);
+      this.bytesWritten += c.length;
+    }
+    this.#touch();
+    if (this.#conn && live.length > 0) {
+      this.#conn.sendData(this.receivedOffset, live, this.tuning.maxDataFrame);
+      this.#ackSent = this.receivedOffset;
+      this.#clearAckTimer();
+    }
+    this.#pendingWrite = callback;
+    this.#releaseWrite();
+  }
+
+  /** Lets the held write complete once there is room: unacked bytes under budget, socket not full. */
+  #releaseWrite(): void {
+    const cb = this.#pendingWrite;
+    if (!cb) return;
+    if (this.#send.size >= this.tuning.maxUnacked) return;
+    if (this.#conn?.needsDrain) return;
+    this.#pendingWrite = undefined;
+    cb();
+  }
+
+  #applyAck(ack: number): void {
+    if (ack > this.#send.end) {
+      if (!this.#finQueued || ack !== this.#send.end + 1) {
+        throw createError(ErrorCodes.STALE_OFFSET, `ack ${ack} is beyond what was sent (${this.sentOffset})`);
+      }
+      this.#send.ack(this.#send.end);
+      if (!this.#finAcked) {
+        this.#finAcked = true;
+        this.#checkComplete();
+      }
+    } else if (ack > this.#send.base) {
+      this.#send.ack(ack);
+    } else if (ack < this.#send.base) {
+      throw createError(ErrorCodes.STALE_OFFSET, `ack ${ack} went backwards (had ${this.#send.base})`);
+    }
+    this.#releaseWrite();
+  }
+
+  #onFin(offset: number): void {
+    if (this.#finReceived || offset !== this.#received) {
+      throw createError(
+        ErrorCodes.PROTOCOL,
+        `FIN at ${offset} does not match the ${this.#received} bytes received`,
+      );
+    }
+    this.#finReceived = true;
+    this.push(null);
+    this.#sendAck();
+    this.#checkComplete();
+  }
+
+  /** Marks both directions finished when the peer confirms it holds everything (e.g. it closed). */
+  protected markPeerClosed(): void {
+    if (this.#finQueued && !this.#finAcked) {
+      this.#send.ack(this.#send.end);
+      this.#finAcked = true;
+    }
+    this.#checkComplete();
+  }
+
+  #checkComplete(): void {
+    if (this.#completed || !this.#finAcked || !this.#finReceived) return;
+    this.#completed = true;
+    this.#sendAck();
+    this.onComplete();
+  }
+
+  #scheduleAck(): void {
+    if (this.receivedOffset - this.#ackSent >= this.tuning.ackEvery) {
+      this.#sendAck();
+    } else if (!this.#ackTimer) {
+      this.#ackTimer = setTimeout(() => {
+        this.#ackTimer = undefined;
+        this.#sendAck();
+      }, this.tuning.ackDelay);
+    }
+  }
+
+  #sendAck(): void {
+    this.#clearAckTimer();
+    const conn = this.#conn;
+    if (!conn || this.receivedOffset <= this.#ackSent) return;
+    this.#ackSent = this.receivedOffset;
+    conn.send(encode.ack(this.#ackSent));
+  }
+
+  #clearAckTimer(): void {
+    if (this.#ackTimer) {
+      clearTimeout(this.#ackTimer);
+      this.#ackTimer = undefined;
+    }
+  }
+
+  #touch(): void {
+    this.#idleTimer?.refresh();
+    this.#userTimeout?.refresh();
+  }
+}
