@@ -9,12 +9,13 @@ export const MAX_PAGE_SIZE = 65536;
 
 /**
  * Where the pages of a region live. `block` splits the region into one contiguous run of pages per
- * node, `cyclic` deals pages round-robin, `explicit` asks the app (page index within the region).
+ * node, `cyclic` deals pages round-robin, `explicit` asks the app for the home of the page starting
+ * at byte `offset` of the region (so apps can place pages with the data their nodes own).
  */
 export type Placement =
   | { readonly kind: 'block' }
   | { readonly kind: 'cyclic' }
-  | { readonly kind: 'explicit'; readonly home: (page: number, nodes: number) => number };
+  | { readonly kind: 'explicit'; readonly home: (offset: number, nodes: number) => number };
 
 export interface RegionSpec {
   readonly name: string;
@@ -74,20 +75,21 @@ export function planLayout(specs: readonly RegionSpec[], pageSize: number, nodes
   const homes = new Uint16Array(numPages);
   let page = 0;
   for (const run of homeRuns) {
-    for (let i = 0; i < run.pages; i++) homes[page + i] = placeOne(run.placement, i, run.pages, nodes);
+    for (let i = 0; i < run.pages; i++)
+      homes[page + i] = placeOne(run.placement, i, run.pages, pageSize, nodes);
     page += run.pages;
   }
   return { pageSize, numPages, regions, homes };
 }
 
-function placeOne(placement: Placement, i: number, pages: number, nodes: number): number {
+function placeOne(placement: Placement, i: number, pages: number, pageSize: number, nodes: number): number {
   switch (placement.kind) {
     case 'block':
       return Math.min(nodes - 1, Math.floor((i * nodes) / pages));
     case 'cyclic':
       return i % nodes;
     case 'explicit': {
-      const home = placement.home(i, nodes);
+      const home = placement.home(i * pageSize, nodes);
       if (!Number.isInteger(home) || home < 0 || home >= nodes) {
         throw createError(ErrorCodes.INVALID_ARGUMENT, `explicit placement gave node ${home} for page ${i}`);
       }

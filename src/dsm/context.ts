@@ -1,0 +1,121 @@
+import { createError, ErrorCodes } from '../wire/errors.ts';
+import { PageState, type PageTable, type Region } from './pages.ts';
+import type { Flush } from './protocol.ts';
+import { WriteTracker } from './twins.ts';
+
+/** What the app thread asks of the protocol thread; each call blocks the app until it is done. */
+export type WorkerRequest =
+  | { op: 'fetch'; pages: number[] }
+  | { op: 'acquire'; lock: number; flush: Flush }
+  | { op: 'release'; lock: number; flush: Flush }
+  | { op: 'barrier'; flush: Flush };
+
+/** Performs a request synchronously (the worker blocks on Atomics until the main thread answers). */
+export interface Syncer {
+  call(req: WorkerRequest): void;
+}
+
+type TypedArrayOf<T> = {
+  new (buffer: ArrayBufferLike, byteOffset: number, length: number): T;
+  BYTES_PER_ELEMENT: number;
+};
+
+/**
+ * The app's handle on the shared space, in its worker. Access is explicit: `read(view)` before
+ * reading a range (fetches invalid pages), `write(view)` before writing one (also twins the pages);
+ * between synchronisations, already-valid pages cost a state check and nothing else.
+ */
+export class DsmContext {
+  readonly node: number;
+  readonly nodes: number;
+  readonly #pages: PageTable;
+  readonly #regions: ReadonlyMap<string, Region>;
+  readonly #tracker: WriteTracker;
+  readonly #syncer: Syncer;
+
+  constructor(pages: PageTable, regions: readonly Region[], nodes: number, syncer: Syncer) {
+    this.node = pages.me;
+    this.nodes = nodes;
+    this.#pages = pages;
+    this.#regions = new Map(regions.map((r) => [r.name, r]));
+    this.#tracker = new WriteTracker(pages);
+    this.#syncer = syncer;
+  }
+
+  get pageSize(): number {
+    return this.#pages.pageSize;
+  }
+
+  region(name: string): Region {
+    const r = this.#regions.get(name);
+    if (!r) throw createError(ErrorCodes.INVALID_ARGUMENT, `no region ${name}`);
+    return r;
+  }
+
+  f64(region: string, start = 0, length?: number): Float64Array {
+    return this.#view(Float64Array, region, start, length);
+  }
+
+  i32(region: string, start = 0, length?: number): Int32Array {
+    return this.#view(Int32Array, region, start, length);
+  }
+
+  u32(region: string, start = 0, length?: number): Uint32Array {
+    return this.#view(Uint32Array, region, start, length);
+  }
+
+  /** Makes the view's bytes readable: fetches the pages invalidated by earlier acquires. */
+  read(view: ArrayBufferView): void {
+    const { first, last } = this.#range(view);
+    const state = this.#pages.state;
+    for (let p = first; p <= last; p++) {
+      if (state[p] === PageState.VALID) continue;
+      const missing: number[] = [];
+      for (let q = p; q <= last; q++) if (state[q] !== PageState.VALID) missing.push(q);
+      this.#syncer.call({ op: 'fetch', pages: missing });
+      return;
+    }
+  }
+
+  /** Makes the view's bytes writable (and readable); its pages' changes go home at the next release. */
+  write(view: ArrayBufferView): void {
+    this.read(view);
+    const { first, last } = this.#range(view);
+    for (let p = first; p <= last; p++) this.#tracker.markWrite(p);
+  }
+
+  acquire(lock: number): void {
+    this.#syncer.call({ op: 'acquire', lock, flush: this.#tracker.flush() });
+  }
+
+  release(lock: number): void {
+    this.#syncer.call({ op: 'release', lock, flush: this.#tracker.flush() });
+  }
+
+  barrier(): void {
+    this.#syncer.call({ op: 'barrier', flush: this.#tracker.flush() });
+  }
+
+  #range(view: ArrayBufferView): { first: number; last: number } {
+    if (view.buffer !== this.#pages.data.buffer) {
+      throw createError(
+        ErrorCodes.INVALID_ARGUMENT,
+        'view is not over the shared space (use ctx.f64/i32/u32)',
+      );
+    }
+    return this.#pages.pagesOf(view.byteOffset, view.byteLength);
+  }
+
+  #view<T>(ctor: TypedArrayOf<T>, name: string, start: number, length: number | undefined): T {
+    const r = this.region(name);
+    const total = Math.floor(r.bytes / ctor.BYTES_PER_ELEMENT);
+    const len = length ?? total - start;
+    if (!Number.isInteger(start) || !Number.isInteger(len) || start < 0 || len < 0 || start + len > total) {
+      throw createError(
+        ErrorCodes.DSM_OUT_OF_RANGE,
+        `${name}[${start}..${start + len}) outside its ${total} elements`,
+      );
+    }
+    return new ctor(this.#pages.data.buffer, r.offset + start * ctor.BYTES_PER_ELEMENT, len);
+  }
+}

@@ -1,0 +1,296 @@
+import { createError, ErrorCodes } from '../wire/errors.ts';
+import { FieldReader, FieldWriter } from '../wire/fields.ts';
+import { encodeFrame } from '../wire/frame.ts';
+import type { Interval } from './intervals.ts';
+import type { VectorTime } from './vector-time.ts';
+
+/**
+ * DSM wire messages, one frame type each. Decoders check every count against the bytes present
+ * before allocating, so a hostile frame yields ERR_LZ_MALFORMED_FRAME and nothing else; semantic
+ * checks (page numbers, node ids) happen in the node, which knows the layout.
+ */
+
+export const MsgType = {
+  HELLO: 0x41,
+  CHALLENGE: 0x42,
+  PROOF: 0x43,
+  WELCOME: 0x44,
+  START: 0x45,
+  READY: 0x46,
+  GO: 0x47,
+  DONE: 0x48,
+  SHUTDOWN: 0x49,
+  ERROR: 0x4a,
+  PAGE_REQ: 0x50,
+  PAGE_REPLY: 0x51,
+  DIFFS: 0x52,
+  DIFF_ACK: 0x53,
+  LOCK_REQ: 0x54,
+  LOCK_FWD: 0x55,
+  LOCK_GRANT: 0x56,
+  BARRIER_ARRIVE: 0x57,
+  BARRIER_RELEASE: 0x58,
+} as const;
+
+export const DSM_FRAME_TYPES: ReadonlySet<number> = new Set(Object.values(MsgType));
+
+/** Frames may carry a batch of pages; the node keeps batches under this many bytes of page data. */
+export const MAX_BATCH_BYTES = 1024 * 1024;
+export const DSM_MAX_FRAME_SIZE = MAX_BATCH_BYTES + 64 * 1024;
+
+export const DSM_MAGIC = 0x4c5a4453; // 'LZDS'
+export const DSM_VERSION = 1;
+export const NONCE_SIZE = 16;
+export const MAC_SIZE = 32;
+/** Node id a joining process claims before the coordinator assigns it one. */
+export const JOINING = 0xffff;
+
+export interface PeerAddress {
+  readonly node: number;
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface PageData {
+  readonly page: number;
+  readonly data: Uint8Array;
+}
+
+export type HandshakeMessage =
+  | { type: 'hello'; node: number; nonce: Uint8Array; host: string; port: number }
+  | { type: 'challenge'; nonce: Uint8Array; mac: Uint8Array }
+  | { type: 'proof'; mac: Uint8Array }
+  | { type: 'welcome'; node: number; assigned: number };
+
+export type ControlMessage =
+  | {
+      type: 'start';
+      node: number;
+      nodes: number;
+      pageSize: number;
+      app: string;
+      params: string;
+      peers: readonly PeerAddress[];
+    }
+  | { type: 'ready' }
+  | { type: 'go' }
+  | { type: 'done'; ok: boolean; stats: string; code: string; message: string }
+  | { type: 'shutdown' }
+  | { type: 'error'; code: string; message: string };
+
+/** The HLRC protocol proper; these are what the fault-tolerance layer will log. */
+export type ProtocolMessage =
+  | { type: 'page-req'; req: number; pages: readonly number[] }
+  | { type: 'page-reply'; req: number; pages: readonly PageData[] }
+  | { type: 'diffs'; req: number; diffs: readonly PageData[] }
+  | { type: 'diff-ack'; req: number }
+  | { type: 'lock-req'; lock: number; node: number; time: VectorTime }
+  | { type: 'lock-fwd'; lock: number; node: number; time: VectorTime }
+  | { type: 'lock-grant'; lock: number; intervals: readonly Interval[] }
+  | { type: 'barrier-arrive'; episode: number; time: VectorTime; intervals: readonly Interval[] }
+  | { type: 'barrier-release'; episode: number; intervals: readonly Interval[] };
+
+export type DsmMessage = HandshakeMessage | ControlMessage | ProtocolMessage;
+
+export function encodeMessage(msg: DsmMessage): Buffer {
+  const w = new FieldWriter(64);
+  switch (msg.type) {
+    case 'hello':
+      w.u32(DSM_MAGIC).u8(DSM_VERSION).u16(msg.node).fixed(msg.nonce).string(msg.host).u16(msg.port);
+      return encodeFrame(MsgType.HELLO, w.finish());
+    case 'challenge':
+      return encodeFrame(MsgType.CHALLENGE, w.fixed(msg.nonce).fixed(msg.mac).finish());
+    case 'proof':
+      return encodeFrame(MsgType.PROOF, w.fixed(msg.mac).finish());
+    case 'welcome':
+      return encodeFrame(MsgType.WELCOME, w.u16(msg.node).u16(msg.assigned).finish());
+    case 'start':
+      w.u16(msg.node)
+        .u16(msg.nodes)
+        .u32(msg.pageSize)
+        .string(msg.app)
+        .bytes32(Buffer.from(msg.params, 'utf8'));
+      w.u16(msg.peers.length);
+      for (const p of msg.peers) w.u16(p.node).string(p.host).u16(p.port);
+      return encodeFrame(MsgType.START, w.finish());
+    case 'ready':
+      return encodeFrame(MsgType.READY);
+    case 'go':
+      return encodeFrame(MsgType.GO);
+    case 'done':
+      w.u8(msg.ok ? 1 : 0)
+        .bytes32(Buffer.from(msg.stats, 'utf8'))
+        .string(msg.code)
+        .string(msg.message.slice(0, 4000));
+      return encodeFrame(MsgType.DONE, w.finish());
+    case 'shutdown':
+      return encodeFrame(MsgType.SHUTDOWN);
+    case 'error':
+      return encodeFrame(MsgType.ERROR, w.string(msg.code).string(msg.message.slice(0, 4000)).finish());
+    case 'page-req':
+      w.u32(msg.req).u32(msg.pages.length);
+      for (const p of msg.pages) w.u32(p);
+      return encodeFrame(MsgType.PAGE_REQ, w.finish());
+    case 'page-reply':
+      return encodeFrame(MsgType.PAGE_REPLY, writePages(w.u32(msg.req), msg.pages).finish());
+    case 'diffs':
+      return encodeFrame(MsgType.DIFFS, writePages(w.u32(msg.req), msg.diffs).finish());
+    case 'diff-ack':
+      return encodeFrame(MsgType.DIFF_ACK, w.u32(msg.req).finish());
+    case 'lock-req':
+    case 'lock-fwd':
+      writeTime(w.u32(msg.lock).u16(msg.node), msg.time);
+      return encodeFrame(msg.type === 'lock-req' ? MsgType.LOCK_REQ : MsgType.LOCK_FWD, w.finish());
+    case 'lock-grant':
+      return encodeFrame(MsgType.LOCK_GRANT, writeIntervals(w.u32(msg.lock), msg.intervals).finish());
+    case 'barrier-arrive':
+      writeIntervals(writeTime(w.u32(msg.episode), msg.time), msg.intervals);
+      return encodeFrame(MsgType.BARRIER_ARRIVE, w.finish());
+    case 'barrier-release':
+      return encodeFrame(MsgType.BARRIER_RELEASE, writeIntervals(w.u32(msg.episode), msg.intervals).finish());
+  }
+}
+
+/** Decodes one frame body; throws only LazarusErrors (MALFORMED_FRAME, BAD_MAGIC, ...). */
+export function decodeMessage(type: number, body: Buffer): DsmMessage {
+  const r = new FieldReader(body, `dsm frame 0x${type.toString(16)}`);
+  const msg = decodeBody(type, r);
+  r.end();
+  return msg;
+}
+
+function decodeBody(type: number, r: FieldReader): DsmMessage {
+  switch (type) {
+    case MsgType.HELLO: {
+      if (r.u32() !== DSM_MAGIC) throw createError(ErrorCodes.BAD_MAGIC, 'not a lazarus DSM hello');
+      const version = r.u8();
+      if (version !== DSM_VERSION) {
+        throw createError(
+          ErrorCodes.UNSUPPORTED_VERSION,
+          `DSM protocol version ${version} (this side speaks ${DSM_VERSION})`,
+        );
+      }
+      return { type: 'hello', node: r.u16(), nonce: r.fixed(NONCE_SIZE), host: r.string(), port: r.u16() };
+    }
+    case MsgType.CHALLENGE:
+      return { type: 'challenge', nonce: r.fixed(NONCE_SIZE), mac: r.fixed(MAC_SIZE) };
+    case MsgType.PROOF:
+      return { type: 'proof', mac: r.fixed(MAC_SIZE) };
+    case MsgType.WELCOME:
+      return { type: 'welcome', node: r.u16(), assigned: r.u16() };
+    case MsgType.START: {
+      const node = r.u16();
+      const nodes = r.u16();
+      const pageSize = r.u32();
+      const app = r.string();
+      const params = r.bytes32().toString('utf8');
+      const peers = readCount(r.u16(), 5, () => ({ node: r.u16(), host: r.string(), port: r.u16() }));
+      return { type: 'start', node, nodes, pageSize, app, params, peers };
+    }
+    case MsgType.READY:
+      return { type: 'ready' };
+    case MsgType.GO:
+      return { type: 'go' };
+    case MsgType.DONE:
+      return {
+        type: 'done',
+        ok: r.u8() === 1,
+        stats: r.bytes32().toString('utf8'),
+        code: r.string(),
+        message: r.string(),
+      };
+    case MsgType.SHUTDOWN:
+      return { type: 'shutdown' };
+    case MsgType.ERROR:
+      return { type: 'error', code: r.string(), message: r.string() };
+    case MsgType.PAGE_REQ: {
+      const req = r.u32();
+      return { type: 'page-req', req, pages: readCount(r.u32(), 4, () => r.u32()) };
+    }
+    case MsgType.PAGE_REPLY: {
+      const req = r.u32();
+      return { type: 'page-reply', req, pages: readPages(r) };
+    }
+    case MsgType.DIFFS: {
+      const req = r.u32();
+      return { type: 'diffs', req, diffs: readPages(r) };
+    }
+    case MsgType.DIFF_ACK:
+      return { type: 'diff-ack', req: r.u32() };
+    case MsgType.LOCK_REQ:
+    case MsgType.LOCK_FWD:
+      return {
+        type: type === MsgType.LOCK_REQ ? 'lock-req' : 'lock-fwd',
+        lock: r.u32(),
+        node: r.u16(),
+        time: readTime(r),
+      };
+    case MsgType.LOCK_GRANT: {
+      const lock = r.u32();
+      return { type: 'lock-grant', lock, intervals: readIntervals(r) };
+    }
+    case MsgType.BARRIER_ARRIVE: {
+      const episode = r.u32();
+      const time = readTime(r);
+      return { type: 'barrier-arrive', episode, time, intervals: readIntervals(r) };
+    }
+    case MsgType.BARRIER_RELEASE: {
+      const episode = r.u32();
+      return { type: 'barrier-release', episode, intervals: readIntervals(r) };
+    }
+    default:
+      throw createError(ErrorCodes.UNKNOWN_FRAME_TYPE, `unknown DSM frame type 0x${type.toString(16)}`);
+  }
+}
+
+function writePages(w: FieldWriter, pages: readonly PageData[]): FieldWriter {
+  w.u32(pages.length);
+  for (const p of pages) w.u32(p.page).bytes32(p.data);
+  return w;
+}
+
+function readPages(r: FieldReader): PageData[] {
+  return readCount(r.u32(), 8, () => ({ page: r.u32(), data: r.bytes32() }));
+}
+
+function writeTime(w: FieldWriter, time: VectorTime): FieldWriter {
+  w.u16(time.length);
+  for (const v of time) w.u32(v);
+  return w;
+}
+
+function readTime(r: FieldReader): VectorTime {
+  const n = r.u16();
+  const t = new Uint32Array(n);
+  for (let i = 0; i < n; i++) t[i] = r.u32();
+  return t;
+}
+
+function writeIntervals(w: FieldWriter, intervals: readonly Interval[]): FieldWriter {
+  w.u32(intervals.length);
+  for (const iv of intervals) {
+    w.u16(iv.node).u32(iv.seq).u32(iv.pages.length);
+    for (const p of iv.pages) w.u32(p);
+  }
+  return w;
+}
+
+function readIntervals(r: FieldReader): Interval[] {
+  return readCount(r.u32(), 10, () => {
+    const node = r.u16();
+    const seq = r.u32();
+    return { node, seq, pages: readCount(r.u32(), 4, () => r.u32()) };
+  });
+}
+
+/**
+ * Reads `count` items of at least `minSize` bytes each. A count no frame could hold is refused up
+ * front; any other forged count runs out of bytes in a bounds-checked read.
+ */
+function readCount<T>(count: number, minSize: number, item: () => T): T[] {
+  const out: T[] = [];
+  if (count > DSM_MAX_FRAME_SIZE / minSize)
+    throw createError(ErrorCodes.MALFORMED_FRAME, `count ${count} cannot fit a frame`);
+  for (let i = 0; i < count; i++) out.push(item());
+  return out;
+}

@@ -1,0 +1,441 @@
+import { createError, ErrorCodes, type LazarusError } from '../wire/errors.ts';
+import { BarrierManager } from './barriers.ts';
+import { applyDiff, validateDiff } from './diff.ts';
+import { type Interval, IntervalLog } from './intervals.ts';
+import { LocalLocks, LockManager } from './locks.ts';
+import { MAX_BATCH_BYTES, type PageData, type ProtocolMessage } from './messages.ts';
+import { PageState, type PageTable } from './pages.ts';
+import { type DsmStats, emptyStats, publish } from './stats.ts';
+import type { VectorTime } from './vector-time.ts';
+
+/** Sends protocol messages to other nodes; sockets live behind it (or a test's in-memory network). */
+export interface Transport {
+  send(to: number, msg: ProtocolMessage): void;
+}
+
+/**
+ * Seams for fault tolerance (issue 5): everything a re-executing node would need from its peers goes
+ * through `onLogged` just before it is sent (diffs to homes, lock grants, barrier releases), and the
+ * node's own safe points are reported, so sender-side logging and checkpoints attach without
+ * touching the protocol.
+ */
+export interface DsmHooks {
+  onLogged?(to: number, msg: ProtocolMessage): void;
+  onIntervalClosed?(interval: Interval): void;
+  onBarrierPassed?(episode: number, time: VectorTime): void;
+}
+
+/** What the app wrote since the last synchronisation: every dirtied page, and diffs of the non-home ones. */
+export interface Flush {
+  readonly pages: readonly number[];
+  readonly diffs: readonly PageData[];
+}
+
+/** Locks are numbered 0..MAX_LOCKS-1; manager of lock l is node l % nodes. */
+export const MAX_LOCKS = 1 << 20;
+const BARRIER_MANAGER = 0;
+
+export interface DsmProtocolOptions {
+  readonly me: number;
+  readonly nodes: number;
+  readonly pages: PageTable;
+  readonly transport: Transport;
+  readonly hooks?: DsmHooks;
+}
+
+type Pending = { resolve: () => void; reject: (err: Error) => void };
+
+/**
+ * Home-based lazy release consistency, one node's share, with no sockets, timers or threads:
+ * messages come in through `receive`, go out through the Transport; the app side calls fetch /
+ * acquire / release / barrier one at a time (the app is one thread, blocked during each call).
+ *
+ * Diffs are acknowledged by their homes before an interval's write notices can leave the node, so a
+ * node that learns of a notice always finds the home page up to date: fetches need no versions.
+ */
+export class DsmProtocol {
+  readonly me: number;
+  readonly nodes: number;
+  readonly pages: PageTable;
+  readonly stats: DsmStats = emptyStats();
+  readonly log: IntervalLog;
+  readonly #transport: Transport;
+  readonly #hooks: DsmHooks;
+  readonly #locks = new LocalLocks();
+  readonly #lockManager = new LockManager();
+  readonly #barrierManager: BarrierManager;
+  /** Outstanding page fetches and diff batches, by request id, with the node that must answer. */
+  readonly #requests = new Map<number, Pending & { from: number; pages?: ReadonlySet<number> }>();
+  readonly #acquiring = new Map<number, Pending>();
+  #barrier: (Pending & { episode: number }) | undefined;
+  #episode = 0;
+  /** The vector time every node had after the last barrier; arrivals send what lies beyond it. */
+  #barrierTime: VectorTime;
+  #nextReq = 1;
+  #failure: LazarusError | undefined;
+
+  constructor(options: DsmProtocolOptions) {
+    this.me = options.me;
+    this.nodes = options.nodes;
+    this.pages = options.pages;
+    this.#transport = options.transport;
+    this.#hooks = options.hooks ?? {};
+    this.log = new IntervalLog(options.nodes);
+    this.#barrierManager = new BarrierManager(options.nodes);
+    this.#barrierTime = this.log.time();
+  }
+
+  /** Makes the given pages valid locally, fetching the invalid ones from their homes. */
+  async fetch(pages: readonly number[]): Promise<void> {
+    this.#checkAlive();
+    const wanted = new Set<number>();
+    for (const p of pages) {
+      this.pages.checkPage(p);
+      if (this.pages.state[p] !== PageState.VALID) wanted.add(p);
+    }
+    const size = this.pages.pageSize;
+    const waits: Promise<void>[] = [];
+    for (const [home, batches] of this.#batchByHome(
+      [...wanted],
+      (p) => p,
+      () => size,
+    )) {
+      for (const batch of batches) {
+        const req = this.#newReq();
+        waits.push(this.#expect(req, home, new Set(batch)));
+        this.#send(home, { type: 'page-req', req, pages: batch });
+      }
+    }
+    await Promise.all(waits);
+  }
+
+  /**
+   * Ends the current interval: diffs go to their homes and are acknowledged, then the interval and
+   * its write notices are recorded, ready to travel with the next grant or barrier.
+   */
+  async closeInterval(flush: Flush): Promise<void> {
+    this.#checkAlive();
+    if (flush.pages.length === 0) return;
+    for (const p of flush.pages) this.pages.checkPage(p);
+    for (const d of flush.diffs) {
+      this.pages.checkPage(d.page);
+      if (this.pages.isHome(d.page))
+        throw createError(ErrorCodes.INVALID_ARGUMENT, `diff for home page ${d.page}`);
+    }
+    const changed = flush.diffs.filter((d) => d.data.length > 0);
+    const byHome = this.#batchByHome(
+      changed,
+      (d) => d.page,
+      (d) => d.data.length,
+    );
+    const waits: Promise<void>[] = [];
+    for (const [home, batches] of byHome) {
+      for (const diffs of batches) {
+        const req = this.#newReq();
+        waits.push(this.#expect(req, home));
+        this.stats.diffsSent += diffs.length;
+        for (const d of diffs) this.stats.diffBytesSent += d.data.length;
+        this.#sendLogged(home, { type: 'diffs', req, diffs });
+      }
+    }
+    await Promise.all(waits);
+    const interval = this.log.append(this.me, [...new Set(flush.pages)]);
+    this.stats.intervals++;
+    this.#hooks.onIntervalClosed?.(interval);
+  }
+
+  async acquire(lock: number, flush: Flush): Promise<void> {
+    checkLock(lock);
+    await this.closeInterval(flush);
+    this.#locks.requested(lock);
+    const started = performance.now();
+    const granted = new Promise<void>((resolve, reject) => this.#acquiring.set(lock, { resolve, reject }));
+    this.#send(lock % this.nodes, { type: 'lock-req', lock, node: this.me, time: this.log.time() });
+    await granted;
+    this.stats.lockAcquires++;
+    this.stats.lockWaitMs += performance.now() - started;
+    publish({ node: this.me, event: 'acquire', lock });
+  }
+
+  async release(lock: number, flush: Flush): Promise<void> {
+    checkLock(lock);
+    if (!this.#locks.holds(lock))
+      throw createError(ErrorCodes.INVALID_ARGUMENT, `lock ${lock} is not held by this node`);
+    await this.closeInterval(flush);
+    const next = this.#locks.released(lock);
+    if (next) this.#grant(lock, next.node, next.time);
+    publish({ node: this.me, event: 'release', lock });
+  }
+
+  async barrier(flush: Flush): Promise<void> {
+    await this.closeInterval(flush);
+    const episode = this.#episode;
+    const started = performance.now();
+    const released = new Promise<void>((resolve, reject) => {
+      this.#barrier = { episode, resolve, reject };
+    });
+    this.#send(BARRIER_MANAGER, {
+      type: 'barrier-arrive',
+      episode,
+      time: this.log.time(),
+      intervals: this.log.since(this.#barrierTime),
+    });
+    await released;
+    this.#episode++;
+    this.#barrierTime = this.log.time();
+    this.stats.barriers++;
+    this.stats.barrierWaitMs += performance.now() - started;
+    this.#hooks.onBarrierPassed?.(episode, this.#barrierTime);
+    publish({ node: this.me, event: 'barrier', episode });
+  }
+
+  /**
+   * Handles one message from `from`. Throws a LazarusError (and changes nothing) when the message is
+   * malformed for this node: page out of range or not homed here, bad diff, unexpected reply...
+   */
+  receive(from: number, msg: ProtocolMessage): void {
+    this.#checkNode(from);
+    if (from !== this.me) this.stats.messagesReceived++;
+    switch (msg.type) {
+      case 'page-req': {
+        for (const p of msg.pages) this.#checkHomePage(p);
+        const pages = msg.pages.map((page) => ({ page, data: this.pages.page(page).slice() }));
+        this.stats.pagesServed += pages.length;
+        this.#send(from, { type: 'page-reply', req: msg.req, pages });
+        return;
+      }
+      case 'page-reply': {
+        const pending = this.#take(msg.req, from);
+        const expected = pending.pages;
+        if (!expected || msg.pages.length !== expected.size) throw this.#unexpected('page reply', msg.req);
+        const seen = new Set<number>();
+        for (const { page, data } of msg.pages) {
+          if (!expected.has(page) || seen.has(page) || data.length !== this.pages.pageSize) {
+            throw createError(ErrorCodes.DSM_OUT_OF_RANGE, `page reply ${msg.req}: bad page ${page}`);
+          }
+          seen.add(page);
+        }
+        for (const { page, data } of msg.pages) {
+          this.pages.page(page).set(data);
+          this.pages.state[page] = PageState.VALID;
+          this.stats.pageFetchBytes += data.length;
+        }
+        this.stats.pageFetches += msg.pages.length;
+        this.#requests.delete(msg.req);
+        pending.resolve();
+        return;
+      }
+      case 'diffs': {
+        for (const d of msg.diffs) {
+          this.#checkHomePage(d.page);
+          validateDiff(d.data, this.pages.pageSize);
+        }
+        for (const d of msg.diffs) applyDiff(this.pages.page(d.page), d.data);
+        this.stats.diffsApplied += msg.diffs.length;
+        this.#send(from, { type: 'diff-ack', req: msg.req });
+        return;
+      }
+      case 'diff-ack': {
+        const pending = this.#take(msg.req, from);
+        if (pending.pages) throw this.#unexpected('diff ack', msg.req);
+        this.#requests.delete(msg.req);
+        pending.resolve();
+        return;
+      }
+      case 'lock-req': {
+        checkLock(msg.lock);
+        if (msg.lock % this.nodes !== this.me || msg.node !== from) {
+          throw createError(ErrorCodes.PROTOCOL, `lock request for ${msg.lock} misrouted`);
+        }
+        this.#checkTime(msg.time);
+        const tail = this.#lockManager.request(msg.lock, msg.node);
+        if (tail === undefined) this.#grant(msg.lock, msg.node, msg.time);
+        else this.#send(tail, { ...msg, type: 'lock-fwd' });
+        return;
+      }
+      case 'lock-fwd': {
+        checkLock(msg.lock);
+        if (msg.lock % this.nodes !== from)
+          throw createError(ErrorCodes.PROTOCOL, `lock ${msg.lock} forwarded by a non-manager`);
+        this.#checkNode(msg.node);
+        this.#checkTime(msg.time);
+        if (this.#locks.forwarded(msg.lock, { node: msg.node, time: msg.time }))
+          this.#grant(msg.lock, msg.node, msg.time);
+        return;
+      }
+      case 'lock-grant': {
+        const pending = this.#acquiring.get(msg.lock);
+        if (!pending)
+          throw createError(ErrorCodes.PROTOCOL, `grant of lock ${msg.lock} that was not requested`);
+        this.#learn(msg.intervals);
+        this.#locks.granted(msg.lock);
+        this.#acquiring.delete(msg.lock);
+        pending.resolve();
+        return;
+      }
+      case 'barrier-arrive': {
+        if (this.me !== BARRIER_MANAGER)
+          throw createError(ErrorCodes.PROTOCOL, 'barrier arrival at a non-manager');
+        this.#checkTime(msg.time);
+        for (const iv of msg.intervals) this.#checkInterval(iv);
+        const all = this.#barrierManager.arrive(msg.episode, {
+          node: from,
+          time: msg.time,
+          intervals: msg.intervals,
+        });
+        if (!all) return;
+        // Every node, this one included, is blocked in the barrier: merging notices is safe now.
+        this.#learn(all.flatMap((a) => a.intervals));
+        for (const a of all) {
+          this.#sendLogged(a.node, {
+            type: 'barrier-release',
+            episode: msg.episode,
+            intervals: this.log.since(a.time),
+          });
+        }
+        return;
+      }
+      case 'barrier-release': {
+        const pending = this.#barrier;
+        if (from !== BARRIER_MANAGER || !pending || pending.episode !== msg.episode) {
+          throw createError(ErrorCodes.PROTOCOL, `unexpected release of barrier ${msg.episode}`);
+        }
+        this.#learn(msg.intervals);
+        this.#barrier = undefined;
+        pending.resolve();
+        return;
+      }
+    }
+  }
+
+  /** Stops the node: every pending and later operation rejects with `err`. */
+  fail(err: LazarusError): void {
+    if (this.#failure) return;
+    this.#failure = err;
+    for (const p of this.#requests.values()) p.reject(err);
+    for (const p of this.#acquiring.values()) p.reject(err);
+    this.#barrier?.reject(err);
+    this.#requests.clear();
+    this.#acquiring.clear();
+    this.#barrier = undefined;
+  }
+
+  get failure(): LazarusError | undefined {
+    return this.#failure;
+  }
+
+  /** Groups items by the home of their page, in batches of at most MAX_BATCH_BYTES (at least one item). */
+  #batchByHome<T>(
+    items: readonly T[],
+    pageOf: (item: T) => number,
+    sizeOf: (item: T) => number,
+  ): Map<number, T[][]> {
+    const byHome = new Map<number, { batches: T[][]; bytes: number }>();
+    for (const item of items) {
+      const home = this.pages.homes[pageOf(item)]!;
+      const entry = byHome.get(home) ?? { batches: [[]], bytes: 0 };
+      byHome.set(home, entry);
+      if (entry.bytes + sizeOf(item) > MAX_BATCH_BYTES && entry.bytes > 0) {
+        entry.batches.push([]);
+        entry.bytes = 0;
+      }
+      entry.batches[entry.batches.length - 1]!.push(item);
+      entry.bytes += sizeOf(item);
+    }
+    return new Map([...byHome].map(([home, e]) => [home, e.batches]));
+  }
+
+  #grant(lock: number, to: number, time: VectorTime): void {
+    this.#sendLogged(to, { type: 'lock-grant', lock, intervals: this.log.since(time) });
+  }
+
+  /** Adds write notices and invalidates the non-home pages they name; checked before anything changes. */
+  #learn(intervals: readonly Interval[]): void {
+    for (const iv of intervals) this.#checkInterval(iv);
+    for (const iv of this.log.addAll(intervals)) {
+      for (const p of iv.pages) if (!this.pages.isHome(p)) this.pages.state[p] = PageState.INVALID;
+    }
+  }
+
+  #checkInterval(iv: Interval): void {
+    this.#checkNode(iv.node);
+    if (iv.seq < 1 || (iv.node === this.me && iv.seq > this.log.known(this.me))) {
+      throw createError(ErrorCodes.PROTOCOL, `interval ${iv.node}:${iv.seq} cannot exist`);
+    }
+    for (const p of iv.pages) this.pages.checkPage(p);
+  }
+
+  #checkTime(time: VectorTime): void {
+    if (time.length !== this.nodes) {
+      throw createError(
+        ErrorCodes.MALFORMED_FRAME,
+        `vector time of ${time.length} entries for ${this.nodes} nodes`,
+      );
+    }
+  }
+
+  #checkNode(node: number): void {
+    if (!Number.isInteger(node) || node < 0 || node >= this.nodes) {
+      throw createError(ErrorCodes.DSM_OUT_OF_RANGE, `node ${node} outside 0..${this.nodes - 1}`);
+    }
+  }
+
+  #checkHomePage(page: number): void {
+    this.pages.checkPage(page);
+    if (!this.pages.isHome(page))
+      throw createError(ErrorCodes.DSM_OUT_OF_RANGE, `page ${page} is not homed at node ${this.me}`);
+  }
+
+  #checkAlive(): void {
+    if (this.#failure) throw this.#failure;
+  }
+
+  #newReq(): number {
+    const req = this.#nextReq;
+    this.#nextReq = this.#nextReq === 0xffffffff ? 1 : this.#nextReq + 1;
+    return req;
+  }
+
+  #expect(req: number, from: number, pages?: ReadonlySet<number>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#requests.set(req, pages ? { resolve, reject, from, pages } : { resolve, reject, from });
+    });
+  }
+
+  #take(req: number, from: number): Pending & { pages?: ReadonlySet<number> } {
+    const pending = this.#requests.get(req);
+    if (!pending || pending.from !== from) throw this.#unexpected('reply', req);
+    return pending;
+  }
+
+  #unexpected(what: string, req: number): LazarusError {
+    return createError(ErrorCodes.PROTOCOL, `unexpected ${what} for request ${req}`);
+  }
+
+  #sendLogged(to: number, msg: ProtocolMessage): void {
+    this.#hooks.onLogged?.(to, msg);
+    this.#send(to, msg);
+  }
+
+  #send(to: number, msg: ProtocolMessage): void {
+    if (to !== this.me) {
+      this.stats.messagesSent++;
+      this.#transport.send(to, msg);
+      return;
+    }
+    // Local delivery is deferred like a network message, so handlers never re-enter each other.
+    queueMicrotask(() => {
+      try {
+        this.receive(this.me, msg);
+      } catch (err) {
+        this.fail(err as LazarusError);
+      }
+    });
+  }
+}
+
+function checkLock(lock: number): void {
+  if (!Number.isInteger(lock) || lock < 0 || lock >= MAX_LOCKS) {
+    throw createError(ErrorCodes.DSM_OUT_OF_RANGE, `lock ${lock} outside 0..${MAX_LOCKS - 1}`);
+  }
+}

@@ -1,0 +1,25 @@
+import { workerData } from 'node:worker_threads';
+import { isLazarusError } from '../wire/errors.ts';
+import { loadApp } from './apps/index.ts';
+import { SyncCaller, type WorkerInit } from './bridge.ts';
+import { DsmContext } from './context.ts';
+import { PageTable } from './pages.ts';
+
+// The app thread of a DSM node: loads the app, waits for the cluster to start, runs it.
+const init = workerData as WorkerInit;
+const caller = new SyncCaller(init.port, init.ctl);
+try {
+  const app = await loadApp(init.app);
+  const pages = new PageTable(init, init.me, init.buffers);
+  const ctx = new DsmContext(pages, init.regions, init.nodes, caller);
+  caller.call({ op: 'ready' });
+  ctx.barrier();
+  const started = performance.now();
+  const result = app.run(ctx, init.params);
+  caller.call({ op: 'done', result, ms: performance.now() - started });
+} catch (err) {
+  const code = isLazarusError(err) ? err.code : 'ERR_LZ_DSM_APP_FAILED';
+  const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  init.port.postMessage({ op: 'failed', code, message });
+}
+init.port.close();
