@@ -63,7 +63,8 @@ export class FaultProxy extends EventEmitter {
     this.#random = new SeededRandom(options.seed ?? 1);
     this.#settings = {};
     this.configure(options);
-    this.#server = net.createServer((client) => this.#onClient(client));
+    // Half-open on both legs: a FIN is forwarded as a FIN and the other direction keeps flowing.
+    this.#server = net.createServer({ allowHalfOpen: true }, (client) => this.#onClient(client));
   }
 
   /** Changes fault settings; applies to connections accepted from now on (and latency at once). */
@@ -75,6 +76,9 @@ export class FaultProxy extends EventEmitter {
     }
     if (settings.breakModes?.length === 0)
       throw createError(ErrorCodes.INVALID_ARGUMENT, 'breakModes is empty');
+    if (settings.latencyMs !== undefined && !(settings.latencyMs >= 0)) {
+      throw createError(ErrorCodes.INVALID_ARGUMENT, `bad latency ${settings.latencyMs}`);
+    }
     this.#settings = { ...this.#settings, ...settings };
   }
 
@@ -112,7 +116,7 @@ export class FaultProxy extends EventEmitter {
 
   #onClient(client: net.Socket): void {
     this.stats.connections++;
-    const server = net.connect({ host: this.#targetHost, port: this.#targetPort });
+    const server = net.connect({ host: this.#targetHost, port: this.#targetPort, allowHalfOpen: true });
     client.setNoDelay(true);
     server.setNoDelay(true);
     const s = this.#settings;
@@ -132,10 +136,11 @@ export class FaultProxy extends EventEmitter {
     this.#pairs.add(pair);
     this.#pipe(pair, client, server);
     this.#pipe(pair, server, client);
-    const drop = () => this.#drop(pair, 'reset');
     for (const socket of [client, server]) {
-      socket.on('error', drop);
-      socket.on('close', drop);
+      socket.on('error', () => this.#drop(pair, 'reset'));
+      // A leg that closed cleanly (both directions ended) lets the other finish the same way;
+      // a stalled pair has no clean way out, as on a cut link.
+      socket.on('close', () => this.#drop(pair, pair.stalled ? 'reset' : 'close'));
     }
   }
 
@@ -154,26 +159,37 @@ export class FaultProxy extends EventEmitter {
       if (breakNow) this.#break(pair);
     });
     from.on('end', () => {
-      if (!pair.stalled) to.end();
+      // An endpoint giving up on a stalled path: nothing reaches the other one, but the pair is done.
+      if (pair.stalled) this.#drop(pair, 'reset');
+      // Behind the latency too, or the FIN would overtake the data still delayed.
+      else this.#delayed(() => to.end());
     });
   }
 
   #forward(to: net.Socket, piece: Buffer, from: net.Socket): void {
-    const latency = this.#settings.latencyMs ?? 0;
     const write = () => {
-      if (!to.destroyed && !to.writableEnded && !to.write(piece)) {
+      if (!to.destroyed && !to.writableEnded && !to.write(piece) && !from.isPaused()) {
+        // Once per pause: delayed writes would otherwise stack a 'drain' listener each.
         from.pause();
         to.once('drain', () => from.resume());
       }
     };
-    if (latency > 0) setTimeout(write, latency);
-    else if (piece.length > 0) write();
+    if (piece.length > 0) this.#delayed(write);
+  }
+
+  /** Runs `action` after the latency; timers of equal delay fire in order, so the stream keeps its order. */
+  #delayed(action: () => void): void {
+    const latency = this.#settings.latencyMs ?? 0;
+    if (latency > 0) setTimeout(action, latency);
+    else action();
   }
 
   #break(pair: Pair, mode?: BreakMode): void {
-    if (!this.#pairs.has(pair) || pair.stalled) return;
-    this.stats.breaks++;
+    if (!this.#pairs.has(pair)) return;
     const chosen = mode ?? this.#random.pick(this.#settings.breakModes ?? ['reset']);
+    // A stalled pair can still be reset or closed (breakAll), but not stalled twice.
+    if (pair.stalled && chosen === 'stall') return;
+    this.stats.breaks++;
     this.emit('break', chosen);
     if (chosen === 'stall') {
       pair.stalled = true;
