@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { type Interval, IntervalLog } from '../../src/dsm/intervals.ts';
+import { covers, equalTimes, mergeInto, zeroTime } from '../../src/dsm/vector-time.ts';
+import { ErrorCodes, LazarusError } from '../../src/wire/errors.ts';
+
+const NODES = 4;
+const timeArb = fc.array(fc.nat(20), { minLength: NODES, maxLength: NODES }).map((a) => Uint32Array.from(a));
+
+/** The intervals of a log holding `time` (pages named after the interval, to check identity). */
+function intervalsUpTo(time: Uint32Array): Interval[] {
+  const out: Interval[] = [];
+  time.forEach((n, node) => {
+    for (let seq = 1; seq <= n; seq++) out.push({ node, seq, pages: [node * 100 + seq] });
+  });
+  return out;
+}
+
+describe('vector time', () => {
+  test('merge is the least upper bound', () => {
+    fc.assert(
+      fc.property(timeArb, timeArb, (a, b) => {
+        const m = a.slice();
+        mergeInto(m, b);
+        assert.ok(covers(m, a) && covers(m, b));
+        const again = m.slice();
+        mergeInto(again, a);
+        assert.ok(equalTimes(again, m), 'merge is idempotent');
+        assert.equal(covers(a, b) && covers(b, a), equalTimes(a, b));
+        assert.ok(covers(a, zeroTime(NODES)));
+      }),
+    );
+  });
+});
+
+describe('interval log', () => {
+  test('since(t) is exactly what a holder of t lacks, and adding it catches the holder up', () => {
+    fc.assert(
+      fc.property(timeArb, timeArb, (known, holder) => {
+        const bound = holder.map((v, i) => Math.min(v, known[i]!));
+        const log = new IntervalLog(NODES);
+        // Shuffled input: addAll sorts per node.
+        log.addAll(intervalsUpTo(known).reverse());
+        assert.ok(equalTimes(log.time(), known));
+        const missing = log.since(bound);
+        const other = new IntervalLog(NODES);
+        other.addAll(intervalsUpTo(bound));
+        const added = other.addAll(missing);
+        assert.equal(added.length, missing.length);
+        assert.ok(equalTimes(other.time(), known));
+        assert.equal(other.addAll(missing).length, 0, 'duplicates are ignored');
+        for (const iv of missing) assert.ok(iv.seq > bound[iv.node]!);
+      }),
+    );
+  });
+
+  test('a gap in a node’s intervals is a protocol error', () => {
+    const log = new IntervalLog(2);
+    assert.throws(
+      () => log.addAll([{ node: 1, seq: 2, pages: [] }]),
+      (err) => err instanceof LazarusError && err.code === ErrorCodes.PROTOCOL,
+    );
+    assert.throws(
+      () => log.addAll([{ node: 5, seq: 1, pages: [] }]),
+      (err) => err instanceof LazarusError && err.code === ErrorCodes.DSM_OUT_OF_RANGE,
+    );
+    assert.equal(log.append(0, [3]).seq, 1);
+    assert.deepEqual([...log.time()], [1, 0]);
+  });
+});
