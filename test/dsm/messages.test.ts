@@ -161,7 +161,7 @@ describe('dsm messages', () => {
       port: 1,
     }).subarray(5);
     const badMagic = Buffer.from(hello);
-    badMagic[0] ^= 1;
+    badMagic[0] = badMagic[0]! ^ 1;
     assert.throws(
       () => decodeMessage(MsgType.HELLO, badMagic),
       (err) => err instanceof LazarusError && err.code === ErrorCodes.BAD_MAGIC,
