@@ -1,0 +1,126 @@
+/**
+ * Runs every bench/*.ts (except this file) as its own child process, one after another so they do
+ * not compete for the CPU, reads each one's final JSON line and writes bench/RESULTS.md. A benchmark
+ * that fails or prints no JSON line is recorded as failed; the others still run.
+ *
+ *   npm run bench [-- --quick]     (--quick is passed on, for a fast smoke run with smaller sizes)
+ */
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { lastJsonLine, runScript, type ScriptResult } from './lib/child.ts';
+import { describeMachine, machineLine } from './lib/machine.ts';
+import { type Cell, markdownTable } from './lib/report.ts';
+
+interface Target {
+  readonly field: string;
+  readonly op: '>=' | '<=';
+  readonly value: number;
+}
+
+/** The targets of issue 2, by benchmark and JSON field; figures without one are shown as measured. */
+const TARGETS: Readonly<Record<string, readonly Target[]>> = {
+  throughput: [{ field: 'ratio', op: '>=', value: 0.95 }],
+  latency: [{ field: 'p50_ratio', op: '<=', value: 1.2 }],
+  sessions: [{ field: 'bytes_per_session_over_raw', op: '<=', value: 8192 }],
+};
+
+/** Generous: a full throughput run takes well under a minute on a laptop; a hang must not stall CI. */
+const TIMEOUT_MS = 20 * 60 * 1000;
+
+const { values: flags } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
+const benchDir = fileURLToPath(new URL('.', import.meta.url));
+const self = fileURLToPath(import.meta.url);
+
+const scripts = readdirSync(benchDir)
+  .filter((f) => f.endsWith('.ts') && join(benchDir, f) !== self)
+  .sort();
+
+interface Outcome {
+  readonly name: string;
+  readonly run: ScriptResult;
+  readonly json: Record<string, unknown> | undefined;
+}
+
+const started = new Date();
+const outcomes: Outcome[] = [];
+for (const file of scripts) {
+  const name = file.replace(/\.ts$/, '');
+  console.log(`\n=== ${name} ===`);
+  const run = await runScript(join(benchDir, file), flags.quick ? ['--quick'] : [], TIMEOUT_MS);
+  const json = run.code === 0 ? lastJsonLine(run.stdout) : undefined;
+  outcomes.push({ name, run, json });
+}
+
+function verdict(target: Target, value: unknown): string {
+  if (typeof value !== 'number') return 'missing';
+  const met = target.op === '>=' ? value >= target.value : value <= target.value;
+  return met ? 'met' : 'missed';
+}
+
+function section(o: Outcome): string {
+  const seconds = (o.run.ms / 1000).toFixed(1);
+  const heading = `## ${o.name}\n\n\`npx tsx bench/${o.name}.ts${flags.quick ? ' --quick' : ''}\` (${seconds} s)\n`;
+  if (!o.json) {
+    const why =
+      o.run.code === 0
+        ? 'exited 0 but its last stdout line is not a JSON object'
+        : `exited with code ${o.run.code}${o.run.signal ? ` (signal ${o.run.signal})` : ''}`;
+    const tail = o.run.stderrTail.trim() || o.run.stdout.trim().split('\n').slice(-10).join('\n');
+    return `${heading}\n**FAILED**: ${why}.\n\n\`\`\`\n${tail.slice(-2000)}\n\`\`\`\n`;
+  }
+  const targets = TARGETS[o.name] ?? [];
+  const rows: Cell[][] = Object.entries(o.json)
+    .filter(([k]) => k !== 'bench')
+    .map(([k, v]) => {
+      const t = targets.find((x) => x.field === k);
+      return [
+        k,
+        typeof v === 'string' ? v : JSON.stringify(v),
+        t ? `${t.op} ${t.value}` : '',
+        t ? verdict(t, v) : '',
+      ];
+    });
+  for (const t of targets) {
+    if (!(t.field in o.json)) rows.push([t.field, '(absent)', `${t.op} ${t.value}`, 'missing']);
+  }
+  return `${heading}\n${markdownTable(['figure', 'value', 'target', 'status'], rows)}\n`;
+}
+
+const machine = describeMachine();
+const summaryRows: Cell[][] = outcomes.flatMap((o) => {
+  const targets = TARGETS[o.name] ?? [];
+  if (!o.json) return [[o.name, '', '', '', 'FAILED']];
+  if (targets.length === 0) return [[o.name, '', '', '', 'no target']];
+  return targets.map((t) => [
+    o.name,
+    t.field,
+    String(o.json?.[t.field]),
+    `${t.op} ${t.value}`,
+    verdict(t, o.json?.[t.field]),
+  ]);
+});
+
+const markdown = `# Benchmark results
+
+Written by \`npm run bench${flags.quick ? ' -- --quick' : ''}\` (bench/run-all.ts) on ${started.toISOString()}${flags.quick ? ' — **quick smoke run: smaller sizes, not the reference figures**' : ''}.
+
+Machine: ${machineLine(machine)}.
+
+Scripts run: ${outcomes.map((o) => `bench/${o.name}.ts`).join(', ')}. Each benchmark runs its baseline (a raw \`net.Socket\` on loopback) in the same run as the session path.
+
+${markdownTable(['benchmark', 'figure', 'value', 'target', 'status'], summaryRows)}
+
+${outcomes.map(section).join('\n')}
+## Raw JSON lines
+
+\`\`\`
+${outcomes.map((o) => (o.json ? JSON.stringify(o.json) : `${o.name}: no JSON line (failed)`)).join('\n')}
+\`\`\`
+`;
+
+const out = join(benchDir, 'RESULTS.md');
+writeFileSync(out, markdown);
+console.log(`\nwrote ${out}`);
+for (const row of summaryRows) console.log(`  ${row.join('  ')}`);
