@@ -73,7 +73,7 @@ function closeOnSignal(close: () => Promise<void>): void {
 export function buildProgram(): Command {
   const program = new Command('lazarus')
     .description('Keep long-lived network services alive through overload, failures and hangs')
-    .showHelpAfterError()
+    .showHelpAfterError('(run with --help for usage)')
     // Every usage error (unknown option, bad value) exits 2; help and version exit 0.
     .exitOverride((err: CommanderError) => process.exit(err.exitCode === 0 ? 0 : USAGE_ERROR));
 
