@@ -139,7 +139,7 @@ describe('FaultProxy', () => {
     const p = await proxy({ breakModes: ['stall'] });
     const a = await dial(p);
     const b = await dial(p);
-    const closes = [a.client, a.server, b.client, b.server].map(collect);
+    const closes = [a.client, a.server, b.client, b.server].map((s) => collect(s));
     // Stall the first pair, then check that breakAll still resets it.
     a.client.write('x');
     await once(a.server, 'data');
