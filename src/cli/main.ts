@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, type CommanderError, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
 import { type BreakMode, FaultProxy } from '../faults/fault-proxy.ts';
 import { createServer } from '../session/index.ts';
@@ -61,7 +61,7 @@ function modes(value: string): BreakMode[] {
 const port = integer(0, 65535);
 const logger = () => pino({ name: 'lazarus' }, pino.destination(2));
 
-/** Logs and exits once on SIGINT/SIGTERM after `close` resolves. */
+/** On SIGINT or SIGTERM: close, then exit. */
 function closeOnSignal(close: () => Promise<void>): void {
   const stop = () => {
     void close().then(() => process.exit(0));
@@ -70,7 +70,7 @@ function closeOnSignal(close: () => Promise<void>): void {
   process.once('SIGTERM', stop);
 }
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command('lazarus')
     .description('Keep long-lived network services alive through overload, failures and hangs')
     .showHelpAfterError('(run with --help for usage)')
@@ -187,7 +187,7 @@ export function buildProgram(): Command {
 try {
   await buildProgram().parseAsync();
 } catch (err) {
-  if (err instanceof CommanderError) throw err;
+  // Usage errors never get here (exitOverride exits 2): this is a command that failed.
   console.error(`lazarus: ${err instanceof Error ? err.message : String(err)}`);
   process.exitCode = 1;
 }
