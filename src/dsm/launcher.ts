@@ -116,11 +116,11 @@ export async function runApp(options: ClusterOptions & { readonly size?: number 
   return { app: app.name, params, nodes: options.nodes, sequentialMs, run, check };
 }
 
-/** Parses `host:port` (IPv6 in brackets). */
-export function parseHostPort(text: string): { host: string; port: number } {
+/** Parses `host:port` (IPv6 in brackets); port 0 (any free port) only where `anyPort` allows it. */
+export function parseHostPort(text: string, anyPort = false): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text);
   const port = m ? Number(m[3]) : Number.NaN;
-  if (!m || port < 1 || port > 65535) {
+  if (!m || port < (anyPort ? 0 : 1) || port > 65535) {
     throw createError(ErrorCodes.INVALID_ARGUMENT, `expected host:port, got ${JSON.stringify(text)}`);
   }
   return { host: (m[1] ?? m[2])!, port };

@@ -10,7 +10,7 @@ const { values } = parseArgs({
 });
 try {
   if (!values.join) throw new Error('--join host:port is required');
-  const listen = values.listen ? parseHostPort(values.listen) : undefined;
+  const listen = values.listen ? parseHostPort(values.listen, true) : undefined;
   await joinCluster({
     join: parseHostPort(values.join),
     secret: process.env[SECRET_ENV] ?? '',
