@@ -179,6 +179,7 @@ export class ClientSession extends SessionStream {
         throw createError(ErrorCodes.PROTOCOL, 'data before the handshake finished');
       },
       onData: () => {},
+      onReadEnd: () => {},
       onDrain: () => {},
       onClose: (err) => {
         clearTimeout(timer);

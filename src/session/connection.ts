@@ -4,6 +4,9 @@ import { FrameDecoder, type FrameSink } from '../wire/frame-decoder.ts';
 import { DATA_PREFIX_SIZE, decode, encode, FrameType, sessionDecoderOptions } from './protocol.ts';
 import { keepaliveTicker } from './ticker.ts';
 
+/** Payloads up to this size are copied into their frame rather than written separately. */
+const SMALL_PAYLOAD = 16 * 1024;
+
 /** What a Connection reports; the session or handshake currently in charge implements it. */
 export interface ConnectionHandler {
   /** A whole control frame. */
@@ -11,6 +14,8 @@ export interface ConnectionHandler {
   /** The start of a DATA frame with its piggybacked ack; its payload follows as onData calls. */
   onDataAck(ack: number): void;
   onData(chunk: Buffer): void;
+  /** Every frame of one socket read has been delivered (a point to acknowledge). */
+  onReadEnd(): void;
   /** The socket can take more writes. */
   onDrain(): void;
   /** The connection is gone; `err` says why when it broke rather than closed. */
@@ -99,8 +104,15 @@ export class Connection implements FrameSink {
     for (const chunk of chunks) {
       for (let at = 0; at < chunk.length; at += maxPayload) {
         const piece = at === 0 && chunk.length <= maxPayload ? chunk : chunk.subarray(at, at + maxPayload);
-        socket.write(encode.dataHeader(ack, piece.length));
-        socket.write(piece);
+        if (piece.length <= SMALL_PAYLOAD) {
+          // Copying a small payload next to its header is cheaper than a two-buffer writev.
+          const frame = encode.dataHeader(ack, piece.length, piece.length);
+          frame.set(piece, frame.length - piece.length);
+          socket.write(frame);
+        } else {
+          socket.write(encode.dataHeader(ack, piece.length));
+          socket.write(piece);
+        }
       }
     }
     socket.uncork();
@@ -146,6 +158,7 @@ export class Connection implements FrameSink {
     this.#lastReceived = Date.now();
     try {
       this.#decoder.push(chunk);
+      if (!this.#closed) this.#handler.onReadEnd();
     } catch (err) {
       // Only protocol errors close the connection; an exception from application code (a 'data'
       // listener runs inside push) is not ours to hide.

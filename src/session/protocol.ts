@@ -1,6 +1,6 @@
 import { createError, ErrorCodes } from '../wire/errors.ts';
-import { FieldReader, FieldWriter } from '../wire/fields.ts';
-import { encodeFrame, encodeFrameHeader } from '../wire/frame.ts';
+import { FieldReader, FieldWriter, writeU64 } from '../wire/fields.ts';
+import { encodeFrame, FRAME_HEADER_SIZE } from '../wire/frame.ts';
 import type { FrameDecoderOptions } from '../wire/frame-decoder.ts';
 
 /**
@@ -110,13 +110,16 @@ export const encode = {
   abort(r: Refusal): Buffer {
     return encodeFrame(FrameType.ABORT, new FieldWriter(64).string(r.code).string(r.message).finish());
   },
-  /** Header and ack prefix of a DATA frame; the payload is written after it without copying. */
-  dataHeader(ack: number, payloadLength: number): Buffer {
-    return encodeFrameHeader(
-      FrameType.DATA,
-      DATA_PREFIX_SIZE + payloadLength,
-      new FieldWriter(8).u64(ack).finish(),
-    );
+  /**
+   * Header and ack prefix of a DATA frame, with `room` spare bytes after them for a payload the caller
+   * copies in; with no room the payload is written separately, never copied.
+   */
+  dataHeader(ack: number, payloadLength: number, room = 0): Buffer {
+    const out = Buffer.allocUnsafe(FRAME_HEADER_SIZE + DATA_PREFIX_SIZE + room);
+    out.writeUInt32BE(DATA_PREFIX_SIZE + payloadLength, 0);
+    out[4] = FrameType.DATA;
+    writeU64(out, ack, FRAME_HEADER_SIZE);
+    return out;
   },
   ack(offset: number): Buffer {
     return encodeFrame(FrameType.ACK, new FieldWriter(8).u64(offset).finish());

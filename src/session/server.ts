@@ -252,6 +252,7 @@ export class SessionServer extends EventEmitter {
         throw createError(ErrorCodes.PROTOCOL, 'data before the handshake finished');
       },
       onData: () => {},
+      onReadEnd: () => {},
       onDrain: () => {},
       onClose: (err) => {
         clearTimeout(timer);

@@ -8,7 +8,7 @@ import { SendBuffer } from './send-buffer.ts';
 export interface SessionTuning {
   /** Bytes sent but not yet acknowledged before writes are held back (write() returns false). */
   readonly maxUnacked: number;
-  /** Acknowledge at once after this many unacknowledged received bytes... */
+  /** Acknowledge after a socket read once this many received bytes are unacknowledged... */
   readonly ackEvery: number;
   /** ...or after this many ms, when nothing carries the ack sooner. */
   readonly ackDelay: number;
@@ -23,7 +23,7 @@ export interface SessionTuning {
 
 export const DEFAULT_TUNING: SessionTuning = {
   maxUnacked: 8 * 1024 * 1024,
-  ackEvery: 512 * 1024,
+  ackEvery: 2 * 1024 * 1024,
   ackDelay: 10,
   maxDataFrame: 256 * 1024,
   keepalive: { interval: 2000, timeout: 10_000 },
@@ -211,7 +211,11 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
       this.#readPaused = true;
       this.#conn?.pause();
     }
-    this.#scheduleAck();
+  }
+
+  /** One socket read was processed: acknowledge once for all the frames it held. */
+  onReadEnd(): void {
+    if (this.receivedOffset > this.#ackSent) this.#scheduleAck();
   }
 
   onDrain(): void {
@@ -331,8 +335,8 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
     this.#touch();
     if (this.#conn && live.length > 0) {
       this.#conn.sendData(this.receivedOffset, live, this.tuning.maxDataFrame);
+      // The piggybacked ack makes a pending ack timer a no-op; leaving it avoids timer churn.
       this.#ackSent = this.receivedOffset;
-      this.#clearAckTimer();
     }
     this.#pendingWrite = callback;
     this.#releaseWrite();
@@ -407,7 +411,6 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
   }
 
   #sendAck(): void {
-    this.#clearAckTimer();
     const conn = this.#conn;
     if (!conn || this.receivedOffset <= this.#ackSent) return;
     this.#ackSent = this.receivedOffset;
