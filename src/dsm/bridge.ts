@@ -134,11 +134,13 @@ export class WorkerHost {
       case 'fetch':
         return p.fetch(req.pages);
       case 'acquire':
-        return p.acquire(req.lock, req.flush);
+        await p.acquire(req.lock, req.flush);
+        return p.fetch(pagesIn(req.prefetch));
       case 'release':
         return p.release(req.lock, req.flush);
       case 'barrier':
-        return p.barrier(req.flush);
+        await p.barrier(req.flush);
+        return p.fetch(pagesIn(req.prefetch));
       case 'done':
         done({ result: req.result, ms: req.ms });
         return;
@@ -153,6 +155,14 @@ export class WorkerHost {
     Atomics.store(this.#ctl, 0, 1);
     Atomics.notify(this.#ctl, 0);
   }
+}
+
+/** Expands (first, last) page pairs. */
+function pagesIn(ranges: readonly number[]): number[] {
+  const pages: number[] = [];
+  for (let i = 0; i + 1 < ranges.length; i += 2)
+    for (let p = ranges[i]!; p <= ranges[i + 1]!; p++) pages.push(p);
+  return pages;
 }
 
 function asLazarus(err: unknown): LazarusError {

@@ -3,12 +3,16 @@ import { PageState, type PageTable, type Region } from './pages.ts';
 import type { Flush } from './protocol.ts';
 import { WriteTracker } from './twins.ts';
 
-/** What the app thread asks of the protocol thread; each call blocks the app until it is done. */
+/**
+ * What the app thread asks of the protocol thread; each call blocks the app until it is done.
+ * `prefetch` lists page ranges (first, last pairs) to make readable right after an acquire or
+ * barrier, saving the app a second round trip through the main thread.
+ */
 export type WorkerRequest =
   | { op: 'fetch'; pages: number[] }
-  | { op: 'acquire'; lock: number; flush: Flush }
+  | { op: 'acquire'; lock: number; flush: Flush; prefetch: number[] }
   | { op: 'release'; lock: number; flush: Flush }
-  | { op: 'barrier'; flush: Flush };
+  | { op: 'barrier'; flush: Flush; prefetch: number[] };
 
 /** Performs a request synchronously (the worker blocks on Atomics until the main thread answers). */
 export interface Syncer {
@@ -84,16 +88,30 @@ export class DsmContext {
     for (let p = first; p <= last; p++) this.#tracker.markWrite(p);
   }
 
-  acquire(lock: number): void {
-    this.#syncer.call({ op: 'acquire', lock, flush: this.#tracker.flush() });
+  /** Acquires a lock; the `prefetch` views are readable when it returns (as if read() were called). */
+  acquire(lock: number, ...prefetch: ArrayBufferView[]): void {
+    this.#syncer.call({
+      op: 'acquire',
+      lock,
+      flush: this.#tracker.flush(),
+      prefetch: this.#ranges(prefetch),
+    });
   }
 
   release(lock: number): void {
     this.#syncer.call({ op: 'release', lock, flush: this.#tracker.flush() });
   }
 
-  barrier(): void {
-    this.#syncer.call({ op: 'barrier', flush: this.#tracker.flush() });
+  /** Waits for every node; the `prefetch` views are readable when it returns (as if read() were called). */
+  barrier(...prefetch: ArrayBufferView[]): void {
+    this.#syncer.call({ op: 'barrier', flush: this.#tracker.flush(), prefetch: this.#ranges(prefetch) });
+  }
+
+  #ranges(views: readonly ArrayBufferView[]): number[] {
+    return views.flatMap((v) => {
+      const { first, last } = this.#range(v);
+      return [first, last];
+    });
   }
 
   #range(view: ArrayBufferView): { first: number; last: number } {

@@ -9,7 +9,7 @@ import type { VectorTime } from './vector-time.ts';
 export interface Interval {
   readonly node: number;
   readonly seq: number;
-  readonly pages: readonly number[];
+  readonly pages: Uint32Array;
 }
 
 /**
@@ -58,7 +58,7 @@ export class IntervalLog {
   }
 
   /** Appends this node's own next interval. */
-  append(node: number, pages: readonly number[]): Interval {
+  append(node: number, pages: Uint32Array): Interval {
     const list = this.#list(node);
     const iv = { node, seq: list.length + 1, pages };
     list.push(iv);

@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createError, ErrorCodes, type LazarusError } from '../wire/errors.ts';
-import type { CheckResult, DsmParams } from './app.ts';
+import type { CheckResult, DsmParams, DsmResult } from './app.ts';
 import { loadApp } from './apps/index.ts';
 import { newSecret } from './auth.ts';
-import { childExecArgv, sibling } from './modules.ts';
+import { childExecArgv, sibling, startWorker } from './modules.ts';
 import { type ClusterRun, type CoordinatorOptions, startCoordinator } from './runtime.ts';
 
 /** Environment variable that carries the cluster secret to node processes (never argv: ps shows it). */
@@ -102,13 +102,28 @@ export interface AppRun {
   readonly check: CheckResult;
 }
 
+/** Runs an app's sequential program in a fresh worker thread; resolves with its result and time. */
+export function runSequential(app: string, params: DsmParams): Promise<{ result: DsmResult; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const worker = startWorker('sequential', { workerData: { app, params } });
+    worker.once('message', (m: { result: DsmResult; ms: number }) => {
+      resolve(m);
+      void worker.terminate();
+    });
+    worker.once('error', (err) =>
+      reject(createError(ErrorCodes.DSM_APP_FAILED, `sequential ${app}: ${err.message}`, err)),
+    );
+    worker.once('exit', () =>
+      reject(createError(ErrorCodes.DSM_APP_FAILED, `sequential ${app} ended without a result`)),
+    );
+  });
+}
+
 /** Runs the sequential program and the DSM run of an app, and checks one against the other. */
 export async function runApp(options: ClusterOptions & { readonly size?: number }): Promise<AppRun> {
   const app = await loadApp(options.app);
   const params = options.params ?? app.params(options.size);
-  const started = performance.now();
-  const expected = app.sequential(params);
-  const sequentialMs = performance.now() - started;
+  const { result: expected, ms: sequentialMs } = await runSequential(options.app, params);
   const run = await runCluster({ ...options, params });
   const check: CheckResult = run.result
     ? app.check(run.result, expected)

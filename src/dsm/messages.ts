@@ -93,7 +93,7 @@ export type ProtocolMessage =
 export type DsmMessage = HandshakeMessage | ControlMessage | ProtocolMessage;
 
 export function encodeMessage(msg: DsmMessage): Buffer {
-  const w = new FieldWriter(64);
+  const w = new FieldWriter(sizeHint(msg));
   switch (msg.type) {
     case 'hello':
       w.u32(DSM_MAGIC).u8(DSM_VERSION).u16(msg.node).fixed(msg.nonce).string(msg.host).u16(msg.port);
@@ -243,6 +243,26 @@ function decodeBody(type: number, r: FieldReader): DsmMessage {
   }
 }
 
+/** Body size of the bulky messages, so their writer never grows (and copies) while encoding. */
+function sizeHint(msg: DsmMessage): number {
+  const intervals = (list: readonly Interval[]) => list.reduce((n, iv) => n + 10 + iv.pages.length * 4, 4);
+  switch (msg.type) {
+    case 'page-reply':
+      return msg.pages.reduce((n, p) => n + 8 + p.data.length, 8);
+    case 'diffs':
+      return msg.diffs.reduce((n, p) => n + 8 + p.data.length, 8);
+    case 'page-req':
+      return 8 + msg.pages.length * 4;
+    case 'lock-grant':
+    case 'barrier-release':
+      return 4 + intervals(msg.intervals);
+    case 'barrier-arrive':
+      return 6 + msg.time.length * 4 + intervals(msg.intervals);
+    default:
+      return 64;
+  }
+}
+
 function writePages(w: FieldWriter, pages: readonly PageData[]): FieldWriter {
   w.u32(pages.length);
   for (const p of pages) w.u32(p.page).bytes32(p.data);
@@ -279,7 +299,7 @@ function readIntervals(r: FieldReader): Interval[] {
   return readCount(r.u32(), 10, () => {
     const node = r.u16();
     const seq = r.u32();
-    return { node, seq, pages: readCount(r.u32(), 4, () => r.u32()) };
+    return { node, seq, pages: Uint32Array.from(readCount(r.u32(), 4, () => r.u32())) };
   });
 }
 

@@ -8,7 +8,10 @@ import { PageState, type PageTable } from './pages.ts';
 import { type DsmStats, emptyStats, publish } from './stats.ts';
 import type { VectorTime } from './vector-time.ts';
 
-/** Sends protocol messages to other nodes; sockets live behind it (or a test's in-memory network). */
+/**
+ * Sends protocol messages to other nodes; sockets live behind it (or a test's in-memory network).
+ * `send` must serialise the message before returning: page data is passed as views of live pages.
+ */
 export interface Transport {
   send(to: number, msg: ProtocolMessage): void;
 }
@@ -27,7 +30,7 @@ export interface DsmHooks {
 
 /** What the app wrote since the last synchronisation: every dirtied page, and diffs of the non-home ones. */
 export interface Flush {
-  readonly pages: readonly number[];
+  readonly pages: Uint32Array;
   readonly diffs: readonly PageData[];
 }
 
@@ -116,7 +119,7 @@ export class DsmProtocol {
   async closeInterval(flush: Flush): Promise<void> {
     this.#checkAlive();
     if (flush.pages.length === 0) return;
-    for (const p of flush.pages) this.pages.checkPage(p);
+    this.#checkPages(flush.pages);
     for (const d of flush.diffs) {
       this.pages.checkPage(d.page);
       if (this.pages.isHome(d.page))
@@ -139,7 +142,7 @@ export class DsmProtocol {
       }
     }
     await Promise.all(waits);
-    const interval = this.log.append(this.me, [...new Set(flush.pages)]);
+    const interval = this.log.append(this.me, flush.pages);
     this.stats.intervals++;
     this.#hooks.onIntervalClosed?.(interval);
   }
@@ -199,7 +202,8 @@ export class DsmProtocol {
     switch (msg.type) {
       case 'page-req': {
         for (const p of msg.pages) this.#checkHomePage(p);
-        const pages = msg.pages.map((page) => ({ page, data: this.pages.page(page).slice() }));
+        // Views, not copies: transports encode synchronously (self never fetches its own pages).
+        const pages = msg.pages.map((page) => ({ page, data: this.pages.page(page) }));
         this.stats.pagesServed += pages.length;
         this.#send(from, { type: 'page-reply', req: msg.req, pages });
         return;
@@ -352,8 +356,10 @@ export class DsmProtocol {
   /** Adds write notices and invalidates the non-home pages they name; checked before anything changes. */
   #learn(intervals: readonly Interval[]): void {
     for (const iv of intervals) this.#checkInterval(iv);
+    const { homes, state } = this.pages;
     for (const iv of this.log.addAll(intervals)) {
-      for (const p of iv.pages) if (!this.pages.isHome(p)) this.pages.state[p] = PageState.INVALID;
+      if (iv.node === this.me) continue;
+      for (const p of iv.pages) if (homes[p] !== this.me) state[p] = PageState.INVALID;
     }
   }
 
@@ -362,7 +368,15 @@ export class DsmProtocol {
     if (iv.seq < 1 || (iv.node === this.me && iv.seq > this.log.known(this.me))) {
       throw createError(ErrorCodes.PROTOCOL, `interval ${iv.node}:${iv.seq} cannot exist`);
     }
-    for (const p of iv.pages) this.pages.checkPage(p);
+    this.#checkPages(iv.pages);
+  }
+
+  /** Range check of a page list (hot: every write notice passes here). */
+  #checkPages(pages: Uint32Array): void {
+    const n = this.pages.numPages;
+    for (let i = 0; i < pages.length; i++) {
+      if (pages[i]! >= n) this.pages.checkPage(pages[i]!);
+    }
   }
 
   #checkTime(time: VectorTime): void {

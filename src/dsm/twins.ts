@@ -29,7 +29,7 @@ export class WriteTracker {
 
   /** Ends the interval: the dirty pages and the diffs against their twins; twins are dropped. */
   flush(): Flush {
-    const pages = this.#dirtyList;
+    const pages = Uint32Array.from(this.#dirtyList);
     const diffs: PageData[] = [];
     for (const [page, twin] of this.#twins)
       diffs.push({ page, data: createDiff(this.#pages.page(page), twin) });

@@ -12,7 +12,7 @@ const timeArb = fc.array(fc.nat(20), { minLength: NODES, maxLength: NODES }).map
 function intervalsUpTo(time: Uint32Array): Interval[] {
   const out: Interval[] = [];
   time.forEach((n, node) => {
-    for (let seq = 1; seq <= n; seq++) out.push({ node, seq, pages: [node * 100 + seq] });
+    for (let seq = 1; seq <= n; seq++) out.push({ node, seq, pages: Uint32Array.of(node * 100 + seq) });
   });
   return out;
 }
@@ -58,14 +58,14 @@ describe('interval log', () => {
   test('a gap in a node’s intervals is a protocol error', () => {
     const log = new IntervalLog(2);
     assert.throws(
-      () => log.addAll([{ node: 1, seq: 2, pages: [] }]),
+      () => log.addAll([{ node: 1, seq: 2, pages: new Uint32Array() }]),
       (err) => err instanceof LazarusError && err.code === ErrorCodes.PROTOCOL,
     );
     assert.throws(
-      () => log.addAll([{ node: 5, seq: 1, pages: [] }]),
+      () => log.addAll([{ node: 5, seq: 1, pages: new Uint32Array() }]),
       (err) => err instanceof LazarusError && err.code === ErrorCodes.DSM_OUT_OF_RANGE,
     );
-    assert.equal(log.append(0, [3]).seq, 1);
+    assert.equal(log.append(0, Uint32Array.of(3)).seq, 1);
     assert.deepEqual([...log.time()], [1, 0]);
   });
 });

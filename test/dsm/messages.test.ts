@@ -17,7 +17,11 @@ const u32 = fc.integer({ min: 0, max: 0xffffffff });
 const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n }).map((b) => Buffer.from(b));
 const vt = fc.array(u32, { maxLength: 8 }).map((a) => Uint32Array.from(a));
 const pageData = fc.record({ page: u32, data: fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)) });
-const interval = fc.record({ node: u16, seq: u32, pages: fc.array(u32, { maxLength: 6 }) });
+const interval = fc.record({
+  node: u16,
+  seq: u32,
+  pages: fc.array(u32, { maxLength: 6 }).map((a) => Uint32Array.from(a)),
+});
 const text = fc.string({ maxLength: 40 });
 
 const messageArb: fc.Arbitrary<DsmMessage> = fc.oneof(

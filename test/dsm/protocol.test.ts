@@ -159,7 +159,7 @@ describe('HLRC protocol: bad input', () => {
           type: 'barrier-arrive',
           episode: 0,
           time: new Uint32Array(2),
-          intervals: [{ node: 1, seq: 1, pages: [1000] }],
+          intervals: [{ node: 1, seq: 1, pages: Uint32Array.of(1000) }],
         }),
       code(ErrorCodes.DSM_OUT_OF_RANGE),
     );

@@ -60,10 +60,9 @@ export const lu: DsmApp = {
         ctx.write(rowsOf(kb));
         for (let i = k0 + 1; i < k1; i++) eliminate(a, size, i, k0, i);
       }
-      ctx.barrier();
       let first = kb + 1;
       while (first % ctx.nodes !== ctx.node) first++;
-      if (first < blocks) ctx.read(rowsOf(kb));
+      ctx.barrier(...(first < blocks ? [rowsOf(kb)] : []));
       for (let rb = first; rb < blocks; rb += ctx.nodes) {
         ctx.write(rowsOf(rb));
         for (let i = rb * block; i < Math.min(size, (rb + 1) * block); i++) eliminate(a, size, i, k0, k1);

@@ -59,8 +59,7 @@ export const matmul: DsmApp = {
     ctx.write(rows('b'));
     fill(A, size, start, end, a);
     fill(B, size, start, end, b);
-    ctx.barrier();
-    ctx.read(B);
+    ctx.barrier(B);
     ctx.write(rows('c'));
     multiply(A, B, C, size, start, end);
     ctx.barrier();

@@ -58,8 +58,7 @@ export const radix: DsmApp = {
       ctx.read(ctx.u32(src, start, end - start));
       ctx.write(mine);
       histogram(from, start, end, shift, mine);
-      ctx.barrier();
-      ctx.read(hist);
+      ctx.barrier(hist);
       // Start of digit d for this node: all keys with smaller digits, then this digit's keys of lower nodes.
       let base = 0;
       for (let d = 0; d < RADIX; d++) {

@@ -53,7 +53,7 @@ export const sor: DsmApp = {
     const below = ctx.f64('grid', Math.min(size - 1, end) * size, size);
     ctx.write(mine);
     for (let i = start; i < end; i++) initRow(g, size, i);
-    ctx.barrier();
+    ctx.barrier(above, below);
     for (let it = 0; it < iters!; it++) {
       for (let color = 0; color < 2; color++) {
         if (end > start) {
@@ -62,7 +62,7 @@ export const sor: DsmApp = {
           ctx.write(mine);
           relax(g, size, start, end, color);
         }
-        ctx.barrier();
+        ctx.barrier(above, below);
       }
     }
     if (ctx.node !== 0) return undefined;

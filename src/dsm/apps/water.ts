@@ -104,16 +104,15 @@ export const water: DsmApp = {
     const local = new Float64Array(count * 3);
     const energyLock = nodes;
     for (let s = 0; s < steps!; s++) {
-      ctx.barrier();
-      ctx.read(pos);
+      ctx.barrier(pos);
       local.fill(0);
       const pe = pairForces(pos, local, count, node, nodes);
       for (let t = 0; t < nodes; t++) {
         const group = (node + t) % nodes;
         const r = blockRange(group, count, nodes);
         if (r.end === r.start) continue;
-        ctx.acquire(group);
         const shared = ownOf('force', r);
+        ctx.acquire(group, shared);
         ctx.write(shared);
         for (let k = r.start * 3; k < r.end * 3; k++) force[k] = force[k]! + local[k]!;
         ctx.release(group);
