@@ -1,7 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { codeFromWire, createError, ErrorCodes } from '../wire/errors.ts';
-import { Connection, type ConnectionHandler } from './connection.ts';
+import { Connection, handshakeHandler } from './connection.ts';
 import { resumeProof } from './credentials.ts';
 import { channels } from './diagnostics.ts';
 import { type CommonOptions, type ResolvedCommon, resolveCommon } from './options.ts';
@@ -150,7 +150,7 @@ export class ClientSession extends SessionStream {
         ),
       this.#common.handshakeTimeout,
     ).unref();
-    const handshake: ConnectionHandler = {
+    const handshake = handshakeHandler({
       onFrame: (type, body) => {
         switch (type) {
           case FrameType.SERVER_HELLO:
@@ -175,18 +175,12 @@ export class ClientSession extends SessionStream {
             );
         }
       },
-      onDataAck: () => {
-        throw createError(ErrorCodes.PROTOCOL, 'data before the handshake finished');
-      },
-      onData: () => {},
-      onReadEnd: () => {},
-      onDrain: () => {},
       onClose: (err) => {
         clearTimeout(timer);
         if (this.#dialing === conn) this.#dialing = undefined;
         if (!this.connection) this.#retry(err);
       },
-    };
+    });
     const conn = new Connection(socket, handshake, this.#common.maxFrameSize);
     this.#dialing = conn;
   }

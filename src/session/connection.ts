@@ -22,6 +22,20 @@ export interface ConnectionHandler {
   onClose(err: Error | undefined): void;
 }
 
+/** A handler for a connection still in its handshake: control frames only, data is a protocol error. */
+export function handshakeHandler(h: Pick<ConnectionHandler, 'onFrame' | 'onClose'>): ConnectionHandler {
+  return {
+    onFrame: h.onFrame,
+    onClose: h.onClose,
+    onDataAck: () => {
+      throw createError(ErrorCodes.PROTOCOL, 'data before the handshake finished');
+    },
+    onData: () => {},
+    onReadEnd: () => {},
+    onDrain: () => {},
+  };
+}
+
 export interface KeepaliveOptions {
   /** Send a PING after this long without sending anything. */
   readonly interval: number;

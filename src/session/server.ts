@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { createError, ErrorCodes, isLazarusError, type LazarusError } from '../wire/errors.ts';
-import { Connection, type ConnectionHandler } from './connection.ts';
+import { Connection, handshakeHandler } from './connection.ts';
 import {
   checkResumeProof,
   deriveSessionSecret,
@@ -227,7 +227,7 @@ export class SessionServer extends EventEmitter {
       channels.refused.publish({ error: err, remoteAddress });
       conn.fail(err);
     };
-    const handshake: ConnectionHandler = {
+    const handshake = handshakeHandler({
       onFrame: (type, body) => {
         clearTimeout(timer);
         this.#handshaking.delete(conn);
@@ -248,12 +248,6 @@ export class SessionServer extends EventEmitter {
           refuse(err);
         }
       },
-      onDataAck: () => {
-        throw createError(ErrorCodes.PROTOCOL, 'data before the handshake finished');
-      },
-      onData: () => {},
-      onReadEnd: () => {},
-      onDrain: () => {},
       onClose: (err) => {
         clearTimeout(timer);
         this.#handshaking.delete(conn);
@@ -262,7 +256,7 @@ export class SessionServer extends EventEmitter {
           this.emit('connectionError', err, remoteAddress);
         }
       },
-    };
+    });
     const conn = new Connection(socket, handshake, this.#common.maxFrameSize);
     socket.setNoDelay(this.#common.tuning.noDelay);
     this.#handshaking.add(conn);
