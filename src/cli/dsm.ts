@@ -1,0 +1,202 @@
+import { type Command, InvalidArgumentError } from 'commander';
+import type { DsmParams } from '../dsm/app.ts';
+import { BUILTIN_APPS, loadApp } from '../dsm/apps/index.ts';
+import { newSecret } from '../dsm/auth.ts';
+import { type AppRun, parseHostPort, runApp, SECRET_ENV } from '../dsm/launcher.ts';
+import { DEFAULT_PAGE_SIZE } from '../dsm/pages.ts';
+import { joinCluster, type ProgressEvent } from '../dsm/runtime.ts';
+import { addStats, type DsmStats, emptyStats } from '../dsm/stats.ts';
+import { isLazarusError } from '../wire/errors.ts';
+
+/** `lazarus dsm ...`: run the DSM apps on a cluster of node processes, or be a node of one. */
+
+function positive(max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < 1 || n > max)
+      throw new InvalidArgumentError(`expected an integer in 1..${max}`);
+    return n;
+  };
+}
+
+function address(anyPort: boolean): (value: string) => { host: string; port: number } {
+  return (value) => {
+    try {
+      return parseHostPort(value, anyPort);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+}
+
+function param(value: string, previous: Record<string, number> = {}): Record<string, number> {
+  const m = /^(\w+)=(-?\d+(?:\.\d+)?)$/.exec(value);
+  if (!m) throw new InvalidArgumentError('expected name=number');
+  return { ...previous, [m[1]!]: Number(m[2]) };
+}
+
+interface RunFlags {
+  nodes: number;
+  size?: number;
+  param?: Record<string, number>;
+  pageSize: number;
+  listen?: { host: string; port: number };
+  advertise?: string;
+  local?: number;
+  json?: boolean;
+}
+
+export function registerDsmCommand(program: Command): void {
+  const dsm = program
+    .command('dsm')
+    .description('software distributed shared memory (home-based lazy release consistency)');
+
+  dsm
+    .command('apps')
+    .description('list the built-in DSM applications')
+    .action(() => {
+      for (const app of Object.values(BUILTIN_APPS)) {
+        process.stdout.write(
+          `${app.name.padEnd(8)} ${app.description}; defaults ${JSON.stringify(app.params())}\n`,
+        );
+      }
+    });
+
+  dsm
+    .command('run')
+    .description('run an app on N nodes (this process is node 0) and check it against the sequential program')
+    .argument('<app>', `${Object.keys(BUILTIN_APPS).join(' | ')}, or a module path exporting \`app\``)
+    .requiredOption('-n, --nodes <n>', 'number of nodes', positive(256))
+    .option('-s, --size <n>', "problem size (the app's main dimension)", positive(1 << 30))
+    .option('-p, --param <name=value>', 'set an app parameter (repeatable)', param)
+    .option('--page-size <bytes>', 'DSM page size', positive(65536), DEFAULT_PAGE_SIZE)
+    .option('--listen <host:port>', 'where node 0 listens (default 127.0.0.1, any port)', address(true))
+    .option('--advertise <host>', 'address the other nodes use to reach node 0')
+    .option('--local <n>', 'node processes to start on this host (default nodes-1; the rest join)', (v) =>
+      v === '0' ? 0 : positive(255)(v),
+    )
+    .option('--json', 'print the summary as JSON')
+    .action(
+      reportErrors(async (appRef: string, flags: RunFlags) => {
+        const app = await loadApp(appRef);
+        const params: DsmParams = { ...app.params(flags.size), ...flags.param };
+        const local = flags.local ?? flags.nodes - 1;
+        const remote = flags.nodes - 1 - local;
+        const secret = process.env[SECRET_ENV] ?? newSecret();
+        const started = performance.now();
+        const say = (line: string) => process.stderr.write(`[dsm] ${line}\n`);
+        say(
+          `${app.name} ${JSON.stringify(params)} on ${flags.nodes} node(s): running the sequential program first`,
+        );
+        const result = await runApp({
+          app: appRef,
+          params,
+          nodes: flags.nodes,
+          pageSize: flags.pageSize,
+          secret,
+          localNodes: local,
+          ...(flags.listen ? { host: flags.listen.host, port: flags.listen.port } : {}),
+          ...(flags.advertise ? { advertiseHost: flags.advertise } : {}),
+          onProgress: (e: ProgressEvent) => {
+            if (e.kind === 'listening' && remote > 0) {
+              say(`waiting for ${remote} remote node(s); on each host run:`);
+              say(`  ${SECRET_ENV}=${secret} lazarus dsm node --join ${e.host}:${e.port}`);
+            } else if (e.kind === 'joined') say(`node ${e.node} joined from ${e.host}:${e.port}`);
+            else if (e.kind === 'started') say('all nodes connected: computing');
+            else if (e.kind === 'node-done') say(`node ${e.node} finished`);
+          },
+        });
+        const wallMs = performance.now() - started;
+        process.stdout.write(
+          flags.json ? `${JSON.stringify(summaryJson(result, wallMs))}\n` : summaryText(result, wallMs),
+        );
+        if (!result.check.ok) process.exitCode = 1;
+      }),
+    );
+
+  dsm
+    .command('node')
+    .description(`join a cluster as one node (the cluster secret comes from $${SECRET_ENV})`)
+    .requiredOption('--join <host:port>', 'address of node 0', address(false))
+    .option(
+      '--listen <host:port>',
+      'where this node listens for its peers (default 127.0.0.1, any port)',
+      address(true),
+    )
+    .option('--advertise <host>', 'address the other nodes use to reach this one')
+    .action(
+      reportErrors(
+        async (flags: {
+          join: { host: string; port: number };
+          listen?: { host: string; port: number };
+          advertise?: string;
+        }) => {
+          const node = await joinCluster({
+            join: flags.join,
+            secret: process.env[SECRET_ENV] ?? '',
+            ...(flags.listen ? { host: flags.listen.host, port: flags.listen.port } : {}),
+            ...(flags.advertise ? { advertiseHost: flags.advertise } : {}),
+          });
+          process.stderr.write(`[dsm] node ${node}: run complete\n`);
+        },
+      ),
+    );
+}
+
+/** Failures print one line with their code and exit 1, instead of a stack trace. */
+function reportErrors<A extends unknown[]>(
+  action: (...args: A) => Promise<void>,
+): (...args: A) => Promise<void> {
+  return async (...args) => {
+    try {
+      await action(...args);
+    } catch (err) {
+      process.stderr.write(
+        `[dsm] failed: ${isLazarusError(err) ? `${err.code}: ` : ''}${(err as Error).message}\n`,
+      );
+      process.exitCode = 1;
+    }
+  };
+}
+
+function totals(run: AppRun): DsmStats {
+  return run.run.stats.reduce((sum, s) => addStats(sum, s), emptyStats());
+}
+
+function summaryJson(r: AppRun, wallMs: number) {
+  return {
+    app: r.app,
+    params: r.params,
+    nodes: r.nodes,
+    sequentialMs: round(r.sequentialMs),
+    computeMs: round(r.run.computeMs),
+    wallMs: round(wallMs),
+    speedup: round(r.sequentialMs / r.run.computeMs),
+    check: r.check,
+    totals: totals(r),
+    perNode: r.run.stats,
+  };
+}
+
+function summaryText(r: AppRun, wallMs: number): string {
+  const t = totals(r);
+  const kb = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
+  const lines = [
+    `${r.app} on ${r.nodes} node(s), ${JSON.stringify(r.params)}`,
+    `  sequential   ${r.sequentialMs.toFixed(1)} ms`,
+    `  dsm compute  ${r.run.computeMs.toFixed(1)} ms  (speedup ${(r.sequentialMs / r.run.computeMs).toFixed(2)}x, wall ${wallMs.toFixed(0)} ms with startup)`,
+    `  check        ${r.check.ok ? 'OK' : 'FAILED'}: ${r.check.detail}`,
+    `  messages ${t.messagesSent}, ${kb(t.bytesSent)} sent; page fetches ${t.pageFetches} (${kb(t.pageFetchBytes)}); diffs ${t.diffsSent} (${kb(t.diffBytesSent)})`,
+    `  locks ${t.lockAcquires} (wait ${t.lockWaitMs.toFixed(1)} ms); barriers ${t.barriers} (wait ${t.barrierWaitMs.toFixed(1)} ms)`,
+    '  node  msgs  fetches  diffs  diffKiB  lockWait  barrierWait',
+    ...r.run.stats.map(
+      (s, i) =>
+        `  ${String(i).padStart(4)}  ${String(s.messagesSent).padStart(4)}  ${String(s.pageFetches).padStart(7)}  ${String(s.diffsSent).padStart(5)}  ${(s.diffBytesSent / 1024).toFixed(1).padStart(7)}  ${s.lockWaitMs.toFixed(1).padStart(8)}  ${s.barrierWaitMs.toFixed(1).padStart(11)}`,
+    ),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}

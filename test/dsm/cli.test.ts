@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const ENTRY = fileURLToPath(new URL('./cli-main.ts', import.meta.url));
+const SECRET = 'a cluster secret for the cli test';
+
+function lazarus(args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+function outcome(child: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (c) => {
+    stdout += c;
+  });
+  child.stderr?.on('data', (c) => {
+    stderr += c;
+  });
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+describe('lazarus dsm (CLI)', () => {
+  test('dsm run prints a checked summary', async () => {
+    const r = await outcome(
+      lazarus(['dsm', 'run', 'lu', '--nodes', '2', '--size', '32', '-p', 'bs=4', '--json']),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const summary = JSON.parse(r.stdout);
+    assert.equal(summary.nodes, 2);
+    assert.deepEqual(summary.params, { n: 32, bs: 4, seed: 7 });
+    assert.equal(summary.check.ok, true);
+    assert.ok(summary.totals.pageFetches > 0);
+    assert.match(r.stderr, /node 1 joined/);
+  });
+
+  test('dsm node joins a run by address; a node without the secret is refused', async (t) => {
+    const run = lazarus(['dsm', 'run', 'matmul', '--nodes', '2', '--size', '24', '--local', '0', '--json'], {
+      LAZARUS_DSM_SECRET: SECRET,
+    });
+    const children: ChildProcess[] = [run];
+    t.after(() => {
+      for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    });
+    const done = outcome(run);
+    const join = await new Promise<string>((resolve) => {
+      let seen = '';
+      run.stderr?.on('data', (c) => {
+        seen += c;
+        const m = /--join (\S+)/.exec(seen);
+        if (m) resolve(m[1]!);
+      });
+    });
+    const intruder = lazarus(['dsm', 'node', '--join', join], {
+      LAZARUS_DSM_SECRET: 'wrong secret, long enough',
+    });
+    children.push(intruder);
+    const refused = await outcome(intruder);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /ERR_LZ_CONNECT_FAILED.*failed to prove the cluster secret/);
+    const node = lazarus(['dsm', 'node', '--join', join], { LAZARUS_DSM_SECRET: SECRET });
+    children.push(node);
+    const [r, n] = await Promise.all([done, outcome(node)]);
+    assert.equal(n.code, 0, n.stderr);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).check.ok, true);
+  });
+
+  test('usage errors exit non-zero', async () => {
+    const r = await outcome(lazarus(['dsm', 'run', 'sor']));
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /--nodes/);
+    const bad = await outcome(lazarus(['dsm', 'run', 'nosuchapp', '--nodes', '1']));
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /unknown DSM app/);
+  });
+});
