@@ -1,0 +1,156 @@
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import type { DsmParams } from '../src/dsm/app.ts';
+import { BUILTIN_APPS } from '../src/dsm/apps/index.ts';
+import { runCluster, runSequential } from '../src/dsm/launcher.ts';
+import { addStats, emptyStats } from '../src/dsm/stats.ts';
+import { describeMachine, machineLine } from './lib/machine.ts';
+import { emitResult, textTable } from './lib/report.ts';
+import { median, round } from './lib/stats.ts';
+
+/**
+ * DSM benchmark: for each app, the plain sequential program, the DSM on 1 node and on 2 nodes, each
+ * timed from the start barrier to the end of the app on node 0 (process and worker start-up are
+ * reported apart as wall time). The sequential program runs in a fresh worker thread too, so both
+ * start with a cold JIT. Runs are interleaved (seq, 1 node, 2 nodes, seq, ...) so machine noise hits
+ * all three alike; medians are reported. Every DSM result is checked against the sequential one.
+ *
+ *   tsx bench/dsm.ts [--runs 3] [--apps sor,matmul] [--scale 1]
+ */
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    apps: { type: 'string', default: 'sor,matmul,lu,water,radix' },
+    scale: { type: 'string', default: '1' },
+  },
+});
+const runs = Number(values.runs);
+const scale = Number(values.scale);
+
+const SIZES: Record<string, (s: number) => DsmParams> = {
+  sor: (s) => ({ n: Math.round(1024 * s), iters: 100 }),
+  matmul: (s) => ({ n: Math.round(640 * s) }),
+  lu: (s) => ({ n: Math.round(640 * s), bs: 32, seed: 7 }),
+  water: (s) => ({ m: Math.round(2048 * s), steps: 2, seed: 3 }),
+  radix: (s) => ({ n: Math.round((1 << 20) * s), seed: 11 }),
+};
+
+interface Sample {
+  ms: number;
+  wallMs: number;
+  messages: number;
+  pageFetches: number;
+  diffBytes: number;
+  ok: boolean;
+}
+
+async function dsmRun(
+  app: string,
+  params: DsmParams,
+  nodes: number,
+  expected: Awaited<ReturnType<typeof runSequential>>['result'],
+): Promise<Sample> {
+  const started = performance.now();
+  const run = await runCluster({ app, params, nodes });
+  const wallMs = performance.now() - started;
+  const t = run.stats.reduce((sum, s) => addStats(sum, s), emptyStats());
+  const ok = run.result !== undefined && BUILTIN_APPS[app]!.check(run.result, expected).ok;
+  return {
+    ms: run.computeMs,
+    wallMs,
+    messages: t.messagesSent,
+    pageFetches: t.pageFetches,
+    diffBytes: t.diffBytesSent,
+    ok,
+  };
+}
+
+const apps = values.apps.split(',').filter((a) => a in SIZES);
+const results: Record<string, Record<string, unknown>> = {};
+const rows: (string | number)[][] = [];
+console.log(`DSM benchmark, ${runs} interleaved runs per variant, medians. ${machineLine()}`);
+console.log(
+  `load average at start: ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+);
+for (const app of apps) {
+  const params = SIZES[app]!(scale);
+  const seq: number[] = [];
+  const one: Sample[] = [];
+  const two: Sample[] = [];
+  let ok = true;
+  for (let r = 0; r < runs; r++) {
+    const s = await runSequential(app, params);
+    seq.push(s.ms);
+    one.push(await dsmRun(app, params, 1, s.result));
+    two.push(await dsmRun(app, params, 2, s.result));
+    ok &&= one.at(-1)!.ok && two.at(-1)!.ok;
+  }
+  const seqMs = median(seq);
+  const oneMs = median(one.map((x) => x.ms));
+  const twoMs = median(two.map((x) => x.ms));
+  const last2 = two.at(-1)!;
+  results[app] = {
+    params,
+    ok,
+    sequential_ms: round(seqMs, 1),
+    dsm1_ms: round(oneMs, 1),
+    dsm2_ms: round(twoMs, 1),
+    dsm1_over_seq: round(oneMs / seqMs),
+    speedup_2_vs_1: round(oneMs / twoMs),
+    dsm1_wall_ms: round(median(one.map((x) => x.wallMs)), 1),
+    dsm2_wall_ms: round(median(two.map((x) => x.wallMs)), 1),
+    dsm2_messages: last2.messages,
+    dsm2_page_fetches: last2.pageFetches,
+    dsm2_diff_bytes: last2.diffBytes,
+  };
+  rows.push([
+    app,
+    JSON.stringify(params),
+    round(seqMs, 1),
+    round(oneMs, 1),
+    round(twoMs, 1),
+    round(oneMs / seqMs, 2),
+    round(oneMs / twoMs, 2),
+    last2.messages,
+    last2.pageFetches,
+    last2.diffBytes,
+    ok ? 'yes' : 'NO',
+  ]);
+  console.error(`[bench dsm] ${app} done`);
+}
+console.log(
+  textTable(
+    [
+      'app',
+      'params',
+      'seq ms',
+      'dsm1 ms',
+      'dsm2 ms',
+      'dsm1/seq',
+      '2 vs 1',
+      'msgs(2)',
+      'fetches(2)',
+      'diff B(2)',
+      'checked',
+    ],
+    rows,
+  ),
+);
+console.log('targets: dsm1/seq <= 1.15; sor and matmul 2 vs 1 >= 1.7');
+console.log(
+  `load average at end: ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+);
+emitResult({
+  bench: 'dsm',
+  machine: describeMachine(),
+  loadavg: os.loadavg().map((l) => round(l, 2)),
+  runs,
+  apps: results,
+});
