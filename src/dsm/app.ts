@@ -12,8 +12,9 @@ export interface CheckResult {
 }
 
 /**
- * A DSM application. `run` executes in a worker on every node with the same params; node 0 returns
- * the result, which is checked against `sequential` (a plain program, no DSM, same arithmetic).
+ * A DSM application. `run` executes in a worker on every node with the same params; after a final
+ * barrier, node 0 gathers the answer with `result`, which is checked against `sequential` (a plain
+ * program, no DSM, same arithmetic). Timings cover `run` only, like the sequential program's.
  */
 export interface DsmApp {
   readonly name: string;
@@ -21,7 +22,8 @@ export interface DsmApp {
   /** Parameters for a problem of `size` (the app's main dimension), or its defaults. */
   params(size?: number): DsmParams;
   layout(params: DsmParams, nodes: number): readonly RegionSpec[];
-  run(ctx: DsmContext, params: DsmParams): DsmResult | undefined;
+  run(ctx: DsmContext, params: DsmParams): void;
+  result(ctx: DsmContext, params: DsmParams): DsmResult;
   sequential(params: DsmParams): DsmResult;
   check(got: DsmResult, expected: DsmResult): CheckResult;
 }

@@ -59,7 +59,7 @@ export class SyncCaller implements Syncer {
 
 export interface WorkerOutcome {
   readonly result: DsmResult | undefined;
-  /** Compute time of the app on this node, from the start barrier to the end of run(). */
+  /** Compute time of the app on this node: from the start barrier to the barrier after run(). */
   readonly ms: number;
 }
 

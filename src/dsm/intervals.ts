@@ -3,13 +3,29 @@ import type { VectorTime } from './vector-time.ts';
 
 /**
  * An interval is what a node wrote between two synchronisation points: its write notices are the
- * pages it dirtied. Node j's intervals are numbered 1, 2, ... (seq); entry j of a vector time counts
- * how many of them a node has seen.
+ * pages it dirtied, kept as (first page, count) runs because apps dirty long contiguous stretches.
+ * Node j's intervals are numbered 1, 2, ... (seq); entry j of a vector time counts how many of them
+ * a node has seen.
  */
 export interface Interval {
   readonly node: number;
   readonly seq: number;
-  readonly pages: Uint32Array;
+  /** Pairs: first page, number of pages. */
+  readonly runs: Uint32Array;
+}
+
+/** Sorts a page list and compresses it into (first, count) runs. */
+export function pageRuns(pages: Uint32Array): Uint32Array {
+  const sorted = pages.slice().sort();
+  const out: number[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    const first = sorted[i]!;
+    let next = first + 1;
+    i++;
+    while (i < sorted.length && sorted[i]! <= next) next = Math.max(next, sorted[i++]! + 1);
+    out.push(first, next - first);
+  }
+  return Uint32Array.from(out);
 }
 
 /**
@@ -58,9 +74,9 @@ export class IntervalLog {
   }
 
   /** Appends this node's own next interval. */
-  append(node: number, pages: Uint32Array): Interval {
+  append(node: number, runs: Uint32Array): Interval {
     const list = this.#list(node);
-    const iv = { node, seq: list.length + 1, pages };
+    const iv = { node, seq: list.length + 1, runs };
     list.push(iv);
     return iv;
   }

@@ -245,7 +245,7 @@ function decodeBody(type: number, r: FieldReader): DsmMessage {
 
 /** Body size of the bulky messages, so their writer never grows (and copies) while encoding. */
 function sizeHint(msg: DsmMessage): number {
-  const intervals = (list: readonly Interval[]) => list.reduce((n, iv) => n + 10 + iv.pages.length * 4, 4);
+  const intervals = (list: readonly Interval[]) => list.reduce((n, iv) => n + 10 + iv.runs.length * 4, 4);
   switch (msg.type) {
     case 'page-reply':
       return msg.pages.reduce((n, p) => n + 8 + p.data.length, 8);
@@ -289,8 +289,10 @@ function readTime(r: FieldReader): VectorTime {
 function writeIntervals(w: FieldWriter, intervals: readonly Interval[]): FieldWriter {
   w.u32(intervals.length);
   for (const iv of intervals) {
-    w.u16(iv.node).u32(iv.seq).u32(iv.pages.length);
-    for (const p of iv.pages) w.u32(p);
+    w.u16(iv.node)
+      .u32(iv.seq)
+      .u32(iv.runs.length / 2);
+    for (const v of iv.runs) w.u32(v);
   }
   return w;
 }
@@ -299,7 +301,7 @@ function readIntervals(r: FieldReader): Interval[] {
   return readCount(r.u32(), 10, () => {
     const node = r.u16();
     const seq = r.u32();
-    return { node, seq, pages: Uint32Array.from(readCount(r.u32(), 4, () => r.u32())) };
+    return { node, seq, runs: Uint32Array.from(readCount(r.u32(), 8, () => [r.u32(), r.u32()]).flat()) };
   });
 }
 

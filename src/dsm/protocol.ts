@@ -1,7 +1,7 @@
 import { createError, ErrorCodes, type LazarusError } from '../wire/errors.ts';
 import { BarrierManager } from './barriers.ts';
 import { applyDiff, validateDiff } from './diff.ts';
-import { type Interval, IntervalLog } from './intervals.ts';
+import { type Interval, IntervalLog, pageRuns } from './intervals.ts';
 import { LocalLocks, LockManager } from './locks.ts';
 import { MAX_BATCH_BYTES, type PageData, type ProtocolMessage } from './messages.ts';
 import { PageState, type PageTable } from './pages.ts';
@@ -119,7 +119,8 @@ export class DsmProtocol {
   async closeInterval(flush: Flush): Promise<void> {
     this.#checkAlive();
     if (flush.pages.length === 0) return;
-    this.#checkPages(flush.pages);
+    const runs = pageRuns(flush.pages);
+    this.#checkRuns(runs);
     for (const d of flush.diffs) {
       this.pages.checkPage(d.page);
       if (this.pages.isHome(d.page))
@@ -142,7 +143,7 @@ export class DsmProtocol {
       }
     }
     await Promise.all(waits);
-    const interval = this.log.append(this.me, flush.pages);
+    const interval = this.log.append(this.me, runs);
     this.stats.intervals++;
     this.#hooks.onIntervalClosed?.(interval);
   }
@@ -359,7 +360,11 @@ export class DsmProtocol {
     const { homes, state } = this.pages;
     for (const iv of this.log.addAll(intervals)) {
       if (iv.node === this.me) continue;
-      for (const p of iv.pages) if (homes[p] !== this.me) state[p] = PageState.INVALID;
+      const runs = iv.runs;
+      for (let r = 0; r < runs.length; r += 2) {
+        const end = runs[r]! + runs[r + 1]!;
+        for (let p = runs[r]!; p < end; p++) if (homes[p] !== this.me) state[p] = PageState.INVALID;
+      }
     }
   }
 
@@ -368,14 +373,18 @@ export class DsmProtocol {
     if (iv.seq < 1 || (iv.node === this.me && iv.seq > this.log.known(this.me))) {
       throw createError(ErrorCodes.PROTOCOL, `interval ${iv.node}:${iv.seq} cannot exist`);
     }
-    this.#checkPages(iv.pages);
+    this.#checkRuns(iv.runs);
   }
 
-  /** Range check of a page list (hot: every write notice passes here). */
-  #checkPages(pages: Uint32Array): void {
+  /** Every (first, count) run must be non-empty and inside the space. */
+  #checkRuns(runs: Uint32Array): void {
     const n = this.pages.numPages;
-    for (let i = 0; i < pages.length; i++) {
-      if (pages[i]! >= n) this.pages.checkPage(pages[i]!);
+    if (runs.length % 2 !== 0)
+      throw createError(ErrorCodes.MALFORMED_FRAME, 'write notice runs come in pairs');
+    for (let r = 0; r < runs.length; r += 2) {
+      if (runs[r + 1] === 0 || runs[r]! + runs[r + 1]! > n) {
+        throw createError(ErrorCodes.DSM_OUT_OF_RANGE, `pages ${runs[r]}+${runs[r + 1]} outside 0..${n - 1}`);
+      }
     }
   }
 

@@ -109,7 +109,7 @@ export type ProgressEvent =
 
 export interface ClusterRun {
   readonly result: DsmResult | undefined;
-  /** Compute time on node 0 (start barrier to end of run). */
+  /** Compute time on node 0: start barrier to the barrier after run() (result gathering excluded). */
   readonly computeMs: number;
   /** Per-node protocol statistics, index = node id. */
   readonly stats: readonly DsmStats[];

@@ -15,8 +15,11 @@ try {
   caller.call({ op: 'ready' });
   ctx.barrier();
   const started = performance.now();
-  const result = app.run(ctx, init.params);
-  caller.call({ op: 'done', result, ms: performance.now() - started });
+  app.run(ctx, init.params);
+  ctx.barrier();
+  const ms = performance.now() - started;
+  const result = init.me === 0 ? app.result(ctx, init.params) : undefined;
+  caller.call({ op: 'done', result, ms });
 } catch (err) {
   const code = isLazarusError(err) ? err.code : 'ERR_LZ_DSM_APP_FAILED';
   const message = err instanceof Error ? (err.stack ?? err.message) : String(err);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { type Interval, IntervalLog } from '../../src/dsm/intervals.ts';
+import { type Interval, IntervalLog, pageRuns } from '../../src/dsm/intervals.ts';
 import { covers, equalTimes, mergeInto, zeroTime } from '../../src/dsm/vector-time.ts';
 import { ErrorCodes, LazarusError } from '../../src/wire/errors.ts';
 
@@ -12,7 +12,7 @@ const timeArb = fc.array(fc.nat(20), { minLength: NODES, maxLength: NODES }).map
 function intervalsUpTo(time: Uint32Array): Interval[] {
   const out: Interval[] = [];
   time.forEach((n, node) => {
-    for (let seq = 1; seq <= n; seq++) out.push({ node, seq, pages: Uint32Array.of(node * 100 + seq) });
+    for (let seq = 1; seq <= n; seq++) out.push({ node, seq, runs: Uint32Array.of(node * 100 + seq, 1) });
   });
   return out;
 }
@@ -29,6 +29,26 @@ describe('vector time', () => {
         assert.ok(equalTimes(again, m), 'merge is idempotent');
         assert.equal(covers(a, b) && covers(b, a), equalTimes(a, b));
         assert.ok(covers(a, zeroTime(NODES)));
+      }),
+    );
+  });
+});
+
+describe('page runs', () => {
+  test('runs cover exactly the pages listed, sorted and merged', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat(200), { maxLength: 60 }), (list) => {
+        const runs = pageRuns(Uint32Array.from(list));
+        const covered: number[] = [];
+        for (let r = 0; r < runs.length; r += 2) {
+          assert.ok(runs[r + 1]! > 0);
+          if (r > 0) assert.ok(runs[r]! > runs[r - 2]! + runs[r - 1]!, 'runs are separated by a gap');
+          for (let p = runs[r]!; p < runs[r]! + runs[r + 1]!; p++) covered.push(p);
+        }
+        assert.deepEqual(
+          covered,
+          [...new Set(list)].sort((a, b) => a - b),
+        );
       }),
     );
   });
@@ -58,14 +78,14 @@ describe('interval log', () => {
   test('a gap in a node’s intervals is a protocol error', () => {
     const log = new IntervalLog(2);
     assert.throws(
-      () => log.addAll([{ node: 1, seq: 2, pages: new Uint32Array() }]),
+      () => log.addAll([{ node: 1, seq: 2, runs: new Uint32Array() }]),
       (err) => err instanceof LazarusError && err.code === ErrorCodes.PROTOCOL,
     );
     assert.throws(
-      () => log.addAll([{ node: 5, seq: 1, pages: new Uint32Array() }]),
+      () => log.addAll([{ node: 5, seq: 1, runs: new Uint32Array() }]),
       (err) => err instanceof LazarusError && err.code === ErrorCodes.DSM_OUT_OF_RANGE,
     );
-    assert.equal(log.append(0, Uint32Array.of(3)).seq, 1);
+    assert.equal(log.append(0, Uint32Array.of(3, 1)).seq, 1);
     assert.deepEqual([...log.time()], [1, 0]);
   });
 });

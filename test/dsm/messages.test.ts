@@ -20,7 +20,7 @@ const pageData = fc.record({ page: u32, data: fc.uint8Array({ maxLength: 64 }).m
 const interval = fc.record({
   node: u16,
   seq: u32,
-  pages: fc.array(u32, { maxLength: 6 }).map((a) => Uint32Array.from(a)),
+  runs: fc.array(fc.tuple(u32, u32), { maxLength: 6 }).map((a) => Uint32Array.from(a.flat())),
 });
 const text = fc.string({ maxLength: 40 });
 

@@ -159,7 +159,7 @@ describe('HLRC protocol: bad input', () => {
           type: 'barrier-arrive',
           episode: 0,
           time: new Uint32Array(2),
-          intervals: [{ node: 1, seq: 1, pages: Uint32Array.of(1000) }],
+          intervals: [{ node: 1, seq: 1, runs: Uint32Array.of(2, 3) }],
         }),
       code(ErrorCodes.DSM_OUT_OF_RANGE),
     );
@@ -167,6 +167,13 @@ describe('HLRC protocol: bad input', () => {
       () => p.receive(1, { type: 'barrier-arrive', episode: 3, time: new Uint32Array(2), intervals: [] }),
       code(ErrorCodes.PROTOCOL),
     );
+    for (const runs of [Uint32Array.of(0, 0), Uint32Array.of(0xffffffff, 2), Uint32Array.of(1)]) {
+      const intervals = [{ node: 1, seq: 1, runs }];
+      assert.throws(
+        () => p.receive(1, { type: 'barrier-arrive', episode: 0, time: new Uint32Array(2), intervals }),
+        (err) => err instanceof LazarusError && err.code.startsWith('ERR_LZ_'),
+      );
+    }
     assert.throws(
       () => p.receive(1, { type: 'barrier-release', episode: 0, intervals: [] }),
       code(ErrorCodes.PROTOCOL),

@@ -68,8 +68,9 @@ export const lu: DsmApp = {
         for (let i = rb * block; i < Math.min(size, (rb + 1) * block); i++) eliminate(a, size, i, k0, k1);
       }
     }
-    ctx.barrier();
-    if (ctx.node !== 0) return undefined;
+  },
+  result(ctx) {
+    const a = ctx.f64('a');
     ctx.read(a);
     return a.slice();
   },

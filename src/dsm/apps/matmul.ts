@@ -62,8 +62,9 @@ export const matmul: DsmApp = {
     ctx.barrier(B);
     ctx.write(rows('c'));
     multiply(A, B, C, size, start, end);
-    ctx.barrier();
-    if (ctx.node !== 0) return undefined;
+  },
+  result(ctx) {
+    const C = ctx.f64('c');
     ctx.read(C);
     return C.slice();
   },

@@ -80,8 +80,10 @@ export const radix: DsmApp = {
       ctx.barrier();
       [src, dst] = [dst, src];
     }
-    if (node !== 0) return undefined;
-    const out = ctx.u32(src);
+  },
+  result(ctx) {
+    // Each pass swaps source and destination: after an even number of passes the keys are back in a.
+    const out = ctx.u32((32 / BITS) % 2 === 0 ? 'a' : 'b');
     ctx.read(out);
     return out.slice();
   },

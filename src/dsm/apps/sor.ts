@@ -65,7 +65,9 @@ export const sor: DsmApp = {
         ctx.barrier(above, below);
       }
     }
-    if (ctx.node !== 0) return undefined;
+  },
+  result(ctx) {
+    const g = ctx.f64('grid');
     ctx.read(g);
     return g.slice();
   },

@@ -127,8 +127,9 @@ export const water: DsmApp = {
       ctx.write(ownOf('force', own));
       integrate(pos, vel, force, own.start, own.end);
     }
-    ctx.barrier();
-    if (node !== 0) return undefined;
+  },
+  result(ctx) {
+    const [pos, vel, energy] = [ctx.f64('pos'), ctx.f64('vel'), ctx.f64('energy')];
     ctx.read(pos);
     ctx.read(vel);
     ctx.read(energy);
