@@ -89,6 +89,12 @@ export class DsmContext {
   }
 
   /** Acquires a lock; the `prefetch` views are readable when it returns (as if read() were called). */
+  /** Reads a whole view and returns a private copy of it (node 0 gathering a result). */
+  gather<T extends Float64Array | Int32Array | Uint32Array>(view: T): T {
+    this.read(view);
+    return view.slice() as T;
+  }
+
   acquire(lock: number, ...prefetch: ArrayBufferView[]): void {
     this.#syncer.call({
       op: 'acquire',

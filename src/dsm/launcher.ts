@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createError, ErrorCodes, type LazarusError } from '../wire/errors.ts';
+import { createError, ErrorCodes } from '../wire/errors.ts';
 import type { CheckResult, DsmParams, DsmResult } from './app.ts';
 import { loadApp } from './apps/index.ts';
 import { newSecret } from './auth.ts';
@@ -140,5 +140,3 @@ export function parseHostPort(text: string, anyPort = false): { host: string; po
   }
   return { host: (m[1] ?? m[2])!, port };
 }
-
-export type { LazarusError };

@@ -158,29 +158,17 @@ export class Mesh {
     onFail?: (err: LazarusError) => void,
   ): Conn {
     socket.setNoDelay(true);
-    const conn: Conn = {
-      socket,
-      phase,
-      onOpen,
-      onFail,
-      decoder: undefined as unknown as FrameDecoder,
-      timer: undefined,
+    const sink = {
+      onFrame: (type: number, body: Buffer) => this.#onFrame(conn, type, body),
+      onStreamStart: () => {},
+      onStreamChunk: () => {},
     };
-    conn.decoder = new FrameDecoder(
-      {
-        onFrame: (type, body) => this.#onFrame(conn, type, body),
-        onStreamStart: () => {},
-        onStreamChunk: () => {},
-      },
-      { types: DSM_FRAME_TYPES, maxFrameSize: DSM_MAX_FRAME_SIZE },
-    );
+    const decoder = new FrameDecoder(sink, { types: DSM_FRAME_TYPES, maxFrameSize: DSM_MAX_FRAME_SIZE });
+    const timeout = () =>
+      this.#fail(conn, createError(ErrorCodes.HANDSHAKE_TIMEOUT, 'DSM handshake did not complete in time'));
+    const timer = setTimeout(timeout, HANDSHAKE_TIMEOUT_MS).unref();
+    const conn: Conn = { socket, phase, onOpen, onFail, decoder, timer };
     this.#conns.add(conn);
-    conn.timer = setTimeout(
-      () =>
-        this.#fail(conn, createError(ErrorCodes.HANDSHAKE_TIMEOUT, 'DSM handshake did not complete in time')),
-      HANDSHAKE_TIMEOUT_MS,
-    );
-    conn.timer.unref();
     socket.on('data', (chunk: Buffer) => {
       try {
         conn.decoder.push(chunk);
@@ -293,7 +281,7 @@ export class Mesh {
   }
 
   #open(conn: Conn, node: number): void {
-    if (conn.timer) clearTimeout(conn.timer);
+    clearTimeout(conn.timer);
     conn.phase = { kind: 'open', node };
     this.#peers.set(node, conn);
   }
@@ -308,7 +296,7 @@ export class Mesh {
     const phase = conn.phase;
     if (phase.kind === 'closed') return;
     conn.phase = { kind: 'closed' };
-    if (conn.timer) clearTimeout(conn.timer);
+    clearTimeout(conn.timer);
     if (!conn.socket.destroyed && err.code !== ErrorCodes.DSM_PEER_LOST) {
       conn.socket.end(encodeMessage({ type: 'error', code: err.code, message: err.message }));
       conn.socket.destroySoon();
@@ -331,8 +319,8 @@ interface Conn {
   phase: Phase;
   readonly onOpen: ((node: number) => void) | undefined;
   readonly onFail: ((err: LazarusError) => void) | undefined;
-  decoder: FrameDecoder;
-  timer: NodeJS.Timeout | undefined;
+  readonly decoder: FrameDecoder;
+  readonly timer: NodeJS.Timeout;
 }
 
 function unexpected(type: string, wanted: string): LazarusError {

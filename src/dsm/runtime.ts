@@ -1,4 +1,4 @@
-import { createError, ErrorCodes, isLazarusError, type LazarusError } from '../wire/errors.ts';
+import { codeFromWire, createError, ErrorCodes, isLazarusError, type LazarusError } from '../wire/errors.ts';
 import type { DsmApp, DsmParams, DsmResult } from './app.ts';
 import { loadApp } from './apps/index.ts';
 import { checkSecret } from './auth.ts';
@@ -217,7 +217,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           return;
         case 'done': {
           if (!msg.ok) {
-            fail(createError(ErrorCodes.DSM_APP_FAILED, `node ${from} failed: ${msg.code}: ${msg.message}`));
+            fail(createError(codeFromWire(msg.code), `node ${from} failed: ${msg.message}`));
             return;
           }
           done.set(from, parseStats(msg.stats));

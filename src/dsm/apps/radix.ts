@@ -81,12 +81,8 @@ export const radix: DsmApp = {
       [src, dst] = [dst, src];
     }
   },
-  result(ctx) {
-    // Each pass swaps source and destination: after an even number of passes the keys are back in a.
-    const out = ctx.u32((32 / BITS) % 2 === 0 ? 'a' : 'b');
-    ctx.read(out);
-    return out.slice();
-  },
+  // Each pass swaps source and destination: after an even number of passes the keys are back in a.
+  result: (ctx) => ctx.gather(ctx.u32((32 / BITS) % 2 === 0 ? 'a' : 'b')),
   sequential({ n, seed }) {
     const count = n!;
     let from = new Uint32Array(count);
