@@ -124,18 +124,21 @@ export function registerDsmCommand(program: Command): void {
       address(true),
     )
     .option('--advertise <host>', 'address the other nodes use to reach this one')
+    .option('--allow-modules', 'let the coordinator name an app module path (runs its code here)')
     .action(
       reportErrors(
         async (flags: {
           join: { host: string; port: number };
           listen?: { host: string; port: number };
           advertise?: string;
+          allowModules?: boolean;
         }) => {
           const node = await joinCluster({
             join: flags.join,
             secret: process.env[SECRET_ENV] ?? '',
             ...(flags.listen ? { host: flags.listen.host, port: flags.listen.port } : {}),
             ...(flags.advertise ? { advertiseHost: flags.advertise } : {}),
+            allowModules: flags.allowModules === true,
           });
           process.stderr.write(`[dsm] node ${node}: run complete\n`);
         },

@@ -55,7 +55,8 @@ export async function runCluster(options: ClusterOptions): Promise<ClusterRun> {
   );
   try {
     for (let i = 0; i < local; i++) {
-      const argv = nodeArgv(join.host, join.port);
+      // Local children trust this process: they may load the app from a module path.
+      const argv = nodeArgv(join.host, join.port, ['--allow-modules']);
       const cmd = options.wrap ? options.wrap(i + 1, argv) : { command: argv[0]!, args: argv.slice(1) };
       const child = spawn(cmd.command, cmd.args, {
         env: { ...process.env, [SECRET_ENV]: secret },

@@ -1,6 +1,6 @@
 import { codeFromWire, createError, ErrorCodes, isLazarusError, type LazarusError } from '../wire/errors.ts';
 import type { DsmApp, DsmParams, DsmResult } from './app.ts';
-import { loadApp } from './apps/index.ts';
+import { BUILTIN_APPS, loadApp } from './apps/index.ts';
 import { checkSecret } from './auth.ts';
 import { WorkerHost, type WorkerOutcome } from './bridge.ts';
 import { Mesh } from './mesh.ts';
@@ -254,6 +254,11 @@ export interface JoinOptions {
   readonly host?: string;
   readonly port?: number;
   readonly advertiseHost?: string;
+  /**
+   * Accept an app given as a module path (code this node will import and run). Off by default: a
+   * joined node then only runs built-in apps, whatever the coordinator asks.
+   */
+  readonly allowModules?: boolean;
   readonly hooks?: DsmHooks;
 }
 
@@ -280,8 +285,7 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
     stopping = true;
     const rt = runtime;
     runtime = undefined;
-    if (err && rt)
-      trySend(mesh, 0, { type: 'done', ok: false, stats: '{}', code: err.code, message: err.message });
+    if (err) trySend(mesh, 0, { type: 'done', ok: false, stats: '{}', code: err.code, message: err.message });
     await rt?.stop(err);
     await mesh.close();
     if (err) settle.reject(err);
@@ -302,6 +306,9 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
     }
     const params = parseParams(msg.params);
     config = { me: msg.node, nodes: msg.nodes, pageSize: msg.pageSize, app: msg.app, params };
+    if (!BUILTIN_APPS[msg.app] && !options.allowModules) {
+      throw createError(ErrorCodes.PROTOCOL, `refusing to load app module ${msg.app} (not a built-in app)`);
+    }
     const app = await loadApp(msg.app);
     runtime = new NodeRuntime(config, app, mesh, options.hooks);
     const rt = runtime;
