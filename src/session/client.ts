@@ -4,9 +4,11 @@ import { codeFromWire, createError, ErrorCodes } from '../wire/errors.ts';
 import { Connection, handshakeHandler } from './connection.ts';
 import { resumeProof } from './credentials.ts';
 import { channels } from './diagnostics.ts';
+import type { MigrationDecision, MigrationPolicy, PolicyView } from './migration.ts';
 import { type CommonOptions, type ResolvedCommon, resolveCommon } from './options.ts';
-import { decode, encode, FrameType, type Opened } from './protocol.ts';
+import { decode, encode, FrameType, type MemberAddress, type Opened } from './protocol.ts';
 import { SessionStream } from './session-stream.ts';
+import { keepaliveTicker } from './ticker.ts';
 
 export interface ConnectOptions extends CommonOptions {
   port: number;
@@ -22,20 +24,40 @@ export interface ConnectOptions extends CommonOptions {
   reconnectDelay?: number;
   /** Default 1 s. */
   reconnectDelayMax?: number;
+  /** When to migrate (see src/pool/policies.ts). Default: none (migrate only by hand or on failover). */
+  policies?: readonly MigrationPolicy[];
+  /** How often periodic policies are checked (ms). Default 100. */
+  policyInterval?: number;
+  /** Least time between two policy-driven migrations (ms). Default 1000. */
+  minDwell?: number;
+  /** Failed reconnects to one server before trying an alternate. Default 3. */
+  failoverAfter?: number;
 }
 
-export type ClientStatus = 'opening' | 'open' | 'reconnecting' | 'closed';
+export type ClientStatus = 'opening' | 'open' | 'reconnecting' | 'migrating' | 'closed';
 
 export interface ReconnectingEvent {
   readonly attempt: number;
   readonly delay: number;
   readonly error: Error | undefined;
+  /** Where the next attempt goes. */
+  readonly target: string;
 }
 
 export interface ResumedEvent {
   readonly attempt: number;
   /** Bytes this side sent again because the peer had not received them. */
   readonly retransmitted: number;
+  /** Server now holding the session. */
+  readonly serverId: string;
+}
+
+export interface MigratedEvent {
+  readonly from: string | undefined;
+  readonly to: string;
+  readonly reason: string;
+  /** From the decision to the session resumed on the new server. */
+  readonly ms: number;
 }
 
 /** Codes the server sends in REFUSED after which retrying cannot help. */
@@ -48,19 +70,40 @@ const FATAL_REFUSALS: ReadonlySet<string> = new Set([
   ErrorCodes.RESUME_TIMEOUT,
   ErrorCodes.BAD_MAGIC,
   ErrorCodes.UNSUPPORTED_VERSION,
+  ErrorCodes.ORIGIN_UNREACHABLE,
+  ErrorCodes.MIGRATION_FAILED,
+  ErrorCodes.DIVERGENCE,
 ]);
+
+interface Target {
+  readonly id: string | undefined;
+  readonly host: string;
+  readonly port: number;
+}
+
+interface PendingMigration {
+  readonly to: string;
+  readonly reason: string;
+  readonly startedAt: number;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
 
 /**
  * The client end of a migratory session: a Duplex with the net.Socket surface that survives broken
- * connections. When its TCP connection breaks it reconnects with backoff and resumes, and each side
- * retransmits what the other lacks, until the session ends or its resume timeout passes.
+ * connections and moves between the servers of a pool. When its connection breaks it reconnects with
+ * backoff and resumes (failing over to an alternate after repeated failures); when a policy or the
+ * application decides, it migrates: it resumes on another server, which pulls the session from its
+ * owner. Each side retransmits what the other lacks; the application sees one continuous stream.
  *
- * Events beyond net.Socket's: 'reconnecting' (ReconnectingEvent), 'resumed' (ResumedEvent).
+ * Events beyond net.Socket's: 'reconnecting' (ReconnectingEvent), 'resumed' (ResumedEvent),
+ * 'migrating' ({ to, reason }), 'migrated' (MigratedEvent), 'advice' ({ kind, target }), 'pool' (members).
  */
 export class ClientSession extends SessionStream {
   readonly side = 'client';
   readonly #options: ConnectOptions;
   readonly #common: ResolvedCommon;
+  readonly #policies: readonly MigrationPolicy[];
   #status: ClientStatus = 'opening';
   #credentials: Opened | undefined;
   #sessionIdHex: string | undefined;
@@ -72,6 +115,15 @@ export class ClientSession extends SessionStream {
   #reconnectTimer: NodeJS.Timeout | undefined;
   #refed = true;
   readonly #onAbort: () => void;
+  #target: Target;
+  #ownerId: string | undefined;
+  #members: readonly MemberAddress[] = [];
+  #migration: PendingMigration | undefined;
+  #lastMigrationAt = 0;
+  #attachedAt = 0;
+  #lastReceivedAt = 0;
+  #advice: PolicyView['advice'];
+  #nextAlternate = 0;
 
   constructor(options: ConnectOptions) {
     const common = resolveCommon(options);
@@ -84,6 +136,8 @@ export class ClientSession extends SessionStream {
     }
     this.#options = options;
     this.#common = common;
+    this.#policies = options.policies ?? [];
+    this.#target = { id: undefined, host: options.host ?? '127.0.0.1', port: options.port };
     this.#onAbort = () =>
       this.destroy(createError(ErrorCodes.ABORTED, 'session aborted', options.signal?.reason));
     if (options.signal?.aborted) {
@@ -100,6 +154,16 @@ export class ClientSession extends SessionStream {
 
   get sessionId(): string | undefined {
     return this.#sessionIdHex;
+  }
+
+  /** Id of the server holding the session, once known. */
+  get serverId(): string | undefined {
+    return this.#ownerId;
+  }
+
+  /** The pool's members as last announced by the server. */
+  get members(): readonly MemberAddress[] {
+    return this.#members;
   }
 
   /** As net.Socket: true until the session is open. */
@@ -134,8 +198,49 @@ export class ClientSession extends SessionStream {
     return this;
   }
 
+  /**
+   * Moves the session to another pool member (`to`, or the next alternate): resolves once it is
+   * resumed there. Rejects with ERR_LZ_MIGRATION_FAILED if it cannot move (the session may then fail
+   * too, e.g. when its owner is gone).
+   */
+  migrate(to?: string, reason = 'requested'): Promise<void> {
+    if (this.destroyed) return Promise.reject(createError(ErrorCodes.MIGRATION_FAILED, 'session is closed'));
+    if (!this.#credentials)
+      return Promise.reject(createError(ErrorCodes.MIGRATION_FAILED, 'session is not open yet'));
+    const member = to === undefined ? this.#alternate() : this.#members.find((m) => m.id === to);
+    if (!member) {
+      return Promise.reject(
+        createError(
+          ErrorCodes.MIGRATION_FAILED,
+          to ? `no pool member ${to}` : 'no alternate server is known',
+        ),
+      );
+    }
+    this.#migration?.reject(createError(ErrorCodes.MIGRATION_FAILED, 'superseded by another migration'));
+    return new Promise<void>((resolve, reject) => {
+      this.#migration = { to: member.id, reason, startedAt: Date.now(), resolve, reject };
+      this.#target = member;
+      this.#status = 'migrating';
+      this.emit('migrating', { to: member.id, reason });
+      // Leave the current server: the new one pulls the session from it.
+      const conn = this.detach();
+      conn?.close();
+      const dialing = this.#dialing;
+      this.#dialing = undefined;
+      dialing?.close();
+      clearTimeout(this.#reconnectTimer);
+      this.#reconnectTimer = undefined;
+      this.#dial();
+    });
+  }
+
+  /** Called by the shared ticker: evaluates periodic policies. */
+  tick(now: number): void {
+    this.#checkPolicies(now);
+  }
+
   #dial(): void {
-    const { host = '127.0.0.1', port } = this.#options;
+    const { host, port } = this.#target;
     const socket = this.#options.tls
       ? tls.connect({ ...this.#options.tls, host, port })
       : net.connect({ host, port });
@@ -150,20 +255,26 @@ export class ClientSession extends SessionStream {
         ),
       this.#common.handshakeTimeout,
     ).unref();
+    let helloId = '';
     const handshake = handshakeHandler({
       onFrame: (type, body) => {
         switch (type) {
-          case FrameType.SERVER_HELLO:
-            this.#onServerHello(conn, decode.serverHello(body).nonce);
+          case FrameType.SERVER_HELLO: {
+            const hello = decode.serverHello(body);
+            helloId = hello.serverId;
+            this.#onServerHello(conn, hello.nonce);
             return;
+          }
           case FrameType.OPENED:
             clearTimeout(timer);
-            this.#onOpened(conn, decode.opened(body));
+            this.#onOpened(conn, decode.opened(body), helloId);
             return;
-          case FrameType.RESUMED:
+          case FrameType.RESUMED: {
             clearTimeout(timer);
-            this.#onResumed(conn, decode.offset(body, 'RESUMED'));
+            const r = decode.resumed(body);
+            this.#onResumed(conn, r.received, r.epoch, helloId);
             return;
+          }
           case FrameType.REFUSED:
             clearTimeout(timer);
             this.#onRefused(conn, decode.refusal(body, 'REFUSED'));
@@ -177,7 +288,9 @@ export class ClientSession extends SessionStream {
       },
       onClose: (err) => {
         clearTimeout(timer);
-        if (this.#dialing === conn) this.#dialing = undefined;
+        // Only the attempt in charge retries; one abandoned by migrate() just goes.
+        if (this.#dialing !== conn) return;
+        this.#dialing = undefined;
         if (!this.connection) this.#retry(err);
       },
     });
@@ -196,11 +309,13 @@ export class ClientSession extends SessionStream {
         ticket: creds.ticket,
         proof: resumeProof(creds.secret, nonce, creds.sessionId),
         received: this.receivedOffset,
+        epoch: this.epoch,
+        ownerHint: this.#ownerId ?? '',
       }),
     );
   }
 
-  #onOpened(conn: Connection, opened: Opened): void {
+  #onOpened(conn: Connection, opened: Opened, serverId: string): void {
     if (this.#credentials) throw createError(ErrorCodes.PROTOCOL, 'OPENED for a session already open');
     // Copy: the frame body is a view of a socket chunk.
     this.#credentials = {
@@ -210,32 +325,68 @@ export class ClientSession extends SessionStream {
     };
     this.#sessionIdHex = this.#credentials.sessionId.toString('hex');
     this.#dialing = undefined;
-    this.attach(conn, 0);
+    this.#ownerId = serverId;
+    this.#attachHere(conn, 0);
     // Tells the server we hold the credentials, so it hands the session to its application.
     conn.send(encode.ack(this.receivedOffset));
     this.#status = 'open';
+    if (this.#policies.length > 0) keepaliveTicker.add(this, this.#options.policyInterval ?? 100);
     channels.open.publish({ side: this.side, sessionId: this.#sessionIdHex });
     this.emit('connect');
     this.emit('ready');
   }
 
-  #onResumed(conn: Connection, peerReceived: number): void {
+  #onResumed(conn: Connection, peerReceived: number, epoch: number, serverId: string): void {
     if (!this.#credentials) throw createError(ErrorCodes.PROTOCOL, 'RESUMED before the session was opened');
+    if (epoch < this.epoch) {
+      // A stale owner (the session has moved on since): fence it out and look elsewhere.
+      throw createError(
+        ErrorCodes.SESSION_MOVED,
+        `server ${serverId} offers epoch ${epoch}, session is at ${this.epoch}`,
+      );
+    }
     this.#dialing = undefined;
     let retransmitted: number;
     try {
-      retransmitted = this.attach(conn, peerReceived);
+      retransmitted = this.#attachHere(conn, peerReceived);
     } catch (err) {
       conn.close();
       this.destroy(err as Error);
       return;
     }
-    const event: ResumedEvent = { attempt: this.#attempt, retransmitted };
+    const from = this.#ownerId;
+    this.epoch = epoch;
+    this.#ownerId = serverId;
+    const event: ResumedEvent = { attempt: this.#attempt, retransmitted, serverId };
     this.#attempt = 0;
     this.#brokenSince = undefined;
     this.#status = 'open';
     channels.resume.publish({ side: this.side, sessionId: this.#sessionIdHex, retransmitted });
     this.emit('resumed', event);
+    if (from !== serverId) this.#finishMigration(from, serverId);
+  }
+
+  #attachHere(conn: Connection, peerReceived: number): number {
+    const retransmitted = this.attach(conn, peerReceived);
+    this.#attachedAt = Date.now();
+    this.#lastReceivedAt = this.#attachedAt;
+    this.#advice = undefined;
+    return retransmitted;
+  }
+
+  #finishMigration(from: string | undefined, to: string): void {
+    const m = this.#migration;
+    this.#migration = undefined;
+    this.#lastMigrationAt = Date.now();
+    const event: MigratedEvent = {
+      from,
+      to,
+      reason: m?.reason ?? 'failover',
+      ms: m ? Date.now() - m.startedAt : 0,
+    };
+    for (const p of this.#policies) p.reset?.(this.#view(Date.now()));
+    this.emit('migrated', event);
+    m?.resolve();
   }
 
   #onRefused(conn: Connection, refusal: { code: string; message: string }): void {
@@ -253,7 +404,12 @@ export class ClientSession extends SessionStream {
     const err = createError(code, `server refused: ${refusal.message}`);
     if (FATAL_REFUSALS.has(code) || code === ErrorCodes.SESSION_CLOSED) {
       conn.close();
-      this.destroy(err);
+      const m = this.#migration;
+      this.destroy(
+        m
+          ? createError(ErrorCodes.MIGRATION_FAILED, `migration to ${m.to} failed: ${err.message}`, err)
+          : err,
+      );
       return;
     }
     conn.close(err);
@@ -262,14 +418,33 @@ export class ClientSession extends SessionStream {
   }
 
   override onFrame(type: number, body: Buffer): void {
-    // On a live session the server ends with REFUSED(SESSION_CLOSED) once both sides are done,
-    // or reports a protocol error it saw on this connection (after which we resume).
-    if (type === FrameType.REFUSED) {
-      const conn = this.connection;
-      if (conn) this.#onRefused(conn, decode.refusal(body, 'REFUSED'));
-      return;
+    switch (type) {
+      case FrameType.REFUSED: {
+        // The server ends with REFUSED(SESSION_CLOSED) once both sides are done, with
+        // REFUSED(SESSION_MOVED) when the session left it, or reports a protocol error it saw.
+        const conn = this.connection;
+        if (conn) this.#onRefused(conn, decode.refusal(body, 'REFUSED'));
+        return;
+      }
+      case FrameType.POOL:
+        this.#members = decode.pool(body);
+        this.emit('pool', this.#members);
+        return;
+      case FrameType.ADVICE: {
+        const advice = decode.advice(body);
+        this.#advice = { ...advice, at: Date.now() };
+        this.emit('advice', advice);
+        this.#checkPolicies(Date.now());
+        return;
+      }
+      default:
+        super.onFrame(type, body);
     }
-    super.onFrame(type, body);
+  }
+
+  override onData(chunk: Buffer): void {
+    this.#lastReceivedAt = Date.now();
+    super.onData(chunk);
   }
 
   protected onDetached(err: Error | undefined): void {
@@ -279,6 +454,50 @@ export class ClientSession extends SessionStream {
   protected onComplete(): void {
     // Wait for the server's REFUSED(SESSION_CLOSED): it proves the server saw our last ack, so it
     // will not wait for us. If the connection breaks first we resume to deliver it.
+  }
+
+  #view(now: number): PolicyView {
+    return {
+      now,
+      connected: this.connection !== undefined,
+      ownerId: this.#ownerId,
+      members: this.#members,
+      rtt: this.rtt,
+      bytesRead: this.bytesRead,
+      lastReceivedAt: this.#lastReceivedAt,
+      attachedAt: this.#attachedAt,
+      unacknowledged: this.unacknowledged,
+      advice: this.#advice,
+    };
+  }
+
+  #checkPolicies(now: number): void {
+    if (this.#policies.length === 0 || this.#migration || this.#status !== 'open' || this.destroyed) return;
+    if (now - this.#lastMigrationAt < (this.#options.minDwell ?? 1000)) return;
+    const view = this.#view(now);
+    let decision: MigrationDecision | undefined;
+    let by = '';
+    for (const policy of this.#policies) {
+      decision = policy.check(view);
+      if (decision) {
+        by = policy.name;
+        break;
+      }
+    }
+    if (!decision) return;
+    this.#advice = undefined;
+    const to =
+      decision.target && this.#members.some((m) => m.id === decision.target) ? decision.target : undefined;
+    this.migrate(to, `${by}: ${decision.reason}`).catch(() => {
+      // The session reports the failure itself ('error'); the policy only asked.
+    });
+  }
+
+  /** The next member other than the current owner, round robin. */
+  #alternate(): MemberAddress | undefined {
+    const others = this.#members.filter((m) => m.id !== this.#ownerId);
+    if (others.length === 0) return undefined;
+    return others[this.#nextAlternate++ % others.length];
   }
 
   #retry(err: Error | undefined): void {
@@ -299,16 +518,22 @@ export class ClientSession extends SessionStream {
           this.destroy();
           return;
         }
+        const code = this.#migration ? ErrorCodes.MIGRATION_FAILED : ErrorCodes.RESUME_TIMEOUT;
         this.destroy(
           createError(
-            ErrorCodes.RESUME_TIMEOUT,
+            code,
             `session could not be resumed within ${this.#common.resumeTimeout} ms: ${err?.message}`,
             err,
           ),
         );
         return;
       }
-      this.#status = 'reconnecting';
+      if (!this.#migration) this.#status = 'reconnecting';
+      // Connection lost and the server keeps failing: fail over to an alternate.
+      if (this.#attempt + 1 >= (this.#options.failoverAfter ?? 3)) {
+        const alternate = this.#alternate();
+        if (alternate) this.#target = alternate;
+      }
     }
     const base = this.#options.reconnectDelay ?? 10;
     const max = this.#options.reconnectDelayMax ?? 1000;
@@ -316,7 +541,12 @@ export class ClientSession extends SessionStream {
       Math.min(max, base * 2 ** Math.min(this.#attempt, 20)) * (0.5 + Math.random() / 2),
     );
     this.#attempt++;
-    const event: ReconnectingEvent = { attempt: this.#attempt, delay, error: err };
+    const event: ReconnectingEvent = {
+      attempt: this.#attempt,
+      delay,
+      error: err,
+      target: this.#target.id ?? `${this.#target.host}:${this.#target.port}`,
+    };
     this.emit('reconnecting', event);
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined;
@@ -325,12 +555,18 @@ export class ClientSession extends SessionStream {
     if (!this.#refed) this.#reconnectTimer.unref();
   }
 
-  protected override onDestroyed(): void {
+  protected override onDestroyed(err: Error | null): void {
     this.#status = 'closed';
+    keepaliveTicker.delete(this);
     clearTimeout(this.#reconnectTimer);
-    this.#dialing?.close();
+    const dialing = this.#dialing;
     this.#dialing = undefined;
+    dialing?.close();
     this.#options.signal?.removeEventListener('abort', this.#onAbort);
+    this.#migration?.reject(
+      err ?? createError(ErrorCodes.MIGRATION_FAILED, 'session closed during migration'),
+    );
+    this.#migration = undefined;
   }
 }
 

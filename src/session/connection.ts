@@ -37,7 +37,7 @@ export function handshakeHandler(h: Pick<ConnectionHandler, 'onFrame' | 'onClose
 }
 
 export interface KeepaliveOptions {
-  /** Send a PING after this long without sending anything. */
+  /** Send a PING this often. */
   readonly interval: number;
   /** Declare the connection dead after this long without receiving anything. */
   readonly timeout: number;
@@ -56,7 +56,7 @@ export class Connection implements FrameSink {
   #closed = false;
   #keepalive: KeepaliveOptions | undefined;
   #lastReceived = Date.now();
-  #lastSent = Date.now();
+  #lastPing = Date.now();
   /** Round-trip time from the last PONG, in ms; undefined until one arrived. */
   rtt: number | undefined;
 
@@ -100,19 +100,21 @@ export class Connection implements FrameSink {
       );
       return;
     }
-    if (now - this.#lastSent >= ka.interval) this.send(encode.ping(now));
+    // Ping on a fixed period, busy or not: the pongs measure RTT for migration policies.
+    if (now - this.#lastPing >= ka.interval) {
+      this.#lastPing = now;
+      this.send(encode.ping(now));
+    }
   }
 
   send(frame: Buffer): boolean {
     if (this.#closed) return false;
-    this.#lastSent = Date.now();
     return this.socket.write(frame);
   }
 
   /** Writes DATA frames of at most `maxPayload` bytes for `chunks`; returns false when the socket is full. */
   sendData(ack: number, chunks: readonly Buffer[], maxPayload: number): boolean {
     if (this.#closed) return false;
-    this.#lastSent = Date.now();
     const socket = this.socket;
     socket.cork();
     for (const chunk of chunks) {

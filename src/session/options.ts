@@ -8,7 +8,7 @@ export interface CommonOptions {
   resumeTimeout?: number;
   /** How long a connection may take to finish its handshake. Default 5 s. */
   handshakeTimeout?: number;
-  /** Ping after this long without sending. Default 2 s. */
+  /** Ping the peer this often (keepalive and RTT). Default 2 s. */
   keepaliveInterval?: number;
   /** Treat the connection as broken after this long without receiving anything. Default 10 s. */
   keepaliveTimeout?: number;

@@ -9,8 +9,13 @@ import type { FrameDecoderOptions } from '../wire/frame-decoder.ts';
  *
  *   S: SERVER_HELLO  magic, version, nonce, server id
  *   C: OPEN          magic, version                      -> S: OPENED  session id, secret, ticket
- *   C: RESUME        magic, version, ticket, proof, recv -> S: RESUMED recv   | REFUSED code, message
+ *   C: RESUME        magic, version, ticket, proof, recv, epoch, owner hint
+ *                                                        -> S: RESUMED recv, epoch | REFUSED code, message
  *   both: DATA (ack prefix + payload, streamed), ACK, FIN, PING, PONG, ABORT
+ *   S: POOL members, ADVICE kind + target
+ *
+ * A session's epoch counts its changes of owner. A client never accepts a lower epoch than it has
+ * seen, which fences a stale owner out.
  *
  * Offsets count payload bytes per direction; FIN takes one more offset, so acknowledging it is
  * acknowledging the offset after the last byte (as in TCP).
@@ -35,6 +40,10 @@ export const FrameType = {
   PING: 0x13,
   PONG: 0x14,
   ABORT: 0x15,
+  /** Server -> client: the pool's members, the client's alternates. */
+  POOL: 0x16,
+  /** Server -> client: advice to migrate (overload, drain). */
+  ADVICE: 0x17,
 } as const;
 
 export type FrameTypeValue = (typeof FrameType)[keyof typeof FrameType];
@@ -60,6 +69,31 @@ export interface ResumeRequest {
   readonly proof: Buffer;
   /** Bytes (plus FIN) the client has received from the server. */
   readonly received: number;
+  /** Highest epoch the client has seen. */
+  readonly epoch?: number;
+  /** Server id of the session's last known owner, where a pool member pulls it from. */
+  readonly ownerHint?: string;
+}
+
+export interface Resumed {
+  readonly received: number;
+  readonly epoch: number;
+}
+
+/** A pool member as clients see it: where to connect. */
+export interface MemberAddress {
+  readonly id: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+export const AdviceKind = { OVERLOAD: 1, DRAIN: 2 } as const;
+export type AdviceKindValue = (typeof AdviceKind)[keyof typeof AdviceKind];
+
+export interface Advice {
+  readonly kind: AdviceKindValue;
+  /** Preferred member id to move to; empty: client's choice. */
+  readonly target: string;
 }
 
 export interface Opened {
@@ -95,14 +129,23 @@ export const encode = {
   },
   resume(r: ResumeRequest): Buffer {
     const w = new FieldWriter(128).u32(MAGIC).u8(VERSION).bytes16(r.ticket).fixed(r.proof).u64(r.received);
+    w.u32(r.epoch ?? 0).string(r.ownerHint ?? '');
     return encodeFrame(FrameType.RESUME, w.finish());
   },
   opened(o: Opened): Buffer {
     const w = new FieldWriter(128).fixed(o.sessionId).fixed(o.secret).bytes16(o.ticket);
     return encodeFrame(FrameType.OPENED, w.finish());
   },
-  resumed(received: number): Buffer {
-    return encodeFrame(FrameType.RESUMED, new FieldWriter(8).u64(received).finish());
+  resumed(r: Resumed): Buffer {
+    return encodeFrame(FrameType.RESUMED, new FieldWriter(12).u64(r.received).u32(r.epoch).finish());
+  },
+  pool(members: readonly MemberAddress[]): Buffer {
+    const w = new FieldWriter(128).u16(members.length);
+    for (const m of members) w.string(m.id).string(m.host).u16(m.port);
+    return encodeFrame(FrameType.POOL, w.finish());
+  },
+  advice(a: Advice): Buffer {
+    return encodeFrame(FrameType.ADVICE, new FieldWriter(32).u8(a.kind).string(a.target).finish());
   },
   refused(r: Refusal): Buffer {
     return encodeFrame(FrameType.REFUSED, new FieldWriter(64).string(r.code).string(r.message).finish());
@@ -155,8 +198,35 @@ export const decode = {
     const ticket = r.bytes16();
     const proof = r.fixed(PROOF_SIZE);
     const received = r.u64();
+    const epoch = r.u32();
+    const ownerHint = r.string();
     r.end();
-    return { ticket, proof, received };
+    return { ticket, proof, received, epoch, ownerHint };
+  },
+  resumed(body: Buffer): Resumed {
+    const r = new FieldReader(body, 'RESUMED');
+    const received = r.u64();
+    const epoch = r.u32();
+    r.end();
+    return { received, epoch };
+  },
+  pool(body: Buffer): MemberAddress[] {
+    const r = new FieldReader(body, 'POOL');
+    const count = r.u16();
+    const members: MemberAddress[] = [];
+    for (let i = 0; i < count; i++) members.push({ id: r.string(), host: r.string(), port: r.u16() });
+    r.end();
+    return members;
+  },
+  advice(body: Buffer): Advice {
+    const r = new FieldReader(body, 'ADVICE');
+    const kind = r.u8();
+    if (kind !== AdviceKind.OVERLOAD && kind !== AdviceKind.DRAIN) {
+      throw createError(ErrorCodes.MALFORMED_FRAME, `ADVICE: unknown kind ${kind}`);
+    }
+    const target = r.string();
+    r.end();
+    return { kind, target };
   },
   opened(body: Buffer): Opened {
     const r = new FieldReader(body, 'OPENED');
@@ -174,7 +244,7 @@ export const decode = {
     r.end();
     return { code, message };
   },
-  /** RESUMED, ACK, FIN, PING, PONG and the DATA prefix are one u64. */
+  /** ACK, FIN, PING, PONG and the DATA prefix are one u64. */
   offset(body: Buffer, what: string): number {
     const r = new FieldReader(body, what);
     const v = r.u64();

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
+import { type Continuation, encodeContinuation } from '../continuation/continuation.ts';
 import { createError, ErrorCodes, isLazarusError, type LazarusError } from '../wire/errors.ts';
 import { Connection, handshakeHandler } from './connection.ts';
 import {
@@ -14,131 +15,102 @@ import {
 } from './credentials.ts';
 import { channels } from './diagnostics.ts';
 import { type CommonOptions, type ResolvedCommon, resolveCommon } from './options.ts';
-import { decode, encode, FrameType, type ResumeRequest } from './protocol.ts';
-import { SessionStream, type SessionTuning } from './session-stream.ts';
+import { AdviceKind, decode, encode, FrameType, type MemberAddress, type ResumeRequest } from './protocol.ts';
+import { type ContinuationOptions, ServerSession, type SessionHost } from './server-session.ts';
+
+export { ServerSession };
+
+/**
+ * What a server needs from the pool it belongs to (implemented in src/pool). Kept as an interface so
+ * the transport does not depend on how membership or pulls work.
+ */
+export interface SessionPool {
+  readonly selfId: string;
+  /** The pool secret: tickets from any member verify on every member. */
+  readonly secret: Buffer;
+  /** Where clients reach this member. */
+  readonly self: MemberAddress;
+  /** Every member, this one included, as clients should see them. */
+  members(): readonly MemberAddress[];
+  /** Pulls a session's continuation from its owner (`ownerHint` first, following redirects). */
+  pull(sessionId: Buffer, ownerHint: string): Promise<Continuation>;
+  /** Starts serving this server's sessions to the other members. */
+  start(server: SessionServer): Promise<void>;
+  close(): Promise<void>;
+}
 
 export interface ServerOptions extends CommonOptions {
-  /** Pool secret: MACs tickets and derives session secrets. Default: random, private to this server. */
+  /** Pool secret: MACs tickets and derives session secrets. Default: the pool's, else random. */
   secret?: string | Uint8Array;
-  /** Name announced in the hello. Default: random. */
+  /** Name announced in the hello. Default: the pool member id, else random. */
   serverId?: string;
   /** Listen with TLS, with these options for node:tls. */
   tls?: tls.TlsOptions;
   /** How long a closed or failed session's id is remembered, to answer late resumes. Default 2x resumeTimeout. */
   tombstoneTtl?: number;
+  /** Membership in a pool of equivalent servers: sessions can then migrate here and away. */
+  pool?: SessionPool;
+  /** Keep continuations (input log, output since checkpoint). Default: on in a pool. */
+  continuations?: boolean;
+  /** Log size (input + output since the last checkpoint) that triggers 'checkpointNeeded'. Default 4 MiB. */
+  logBudget?: number;
+  /** Advise clients to move once this server holds more sessions than this. */
+  maxSessions?: number;
 }
 
 export type SessionHandler = (session: ServerSession) => void;
 
-/**
- * The server end of one session. The application gets it once the client has confirmed the open, and
- * uses it as a Duplex; it survives any number of the client's reconnects.
- */
-export class ServerSession extends SessionStream {
-  readonly side = 'server';
-  readonly sessionId: string;
-  readonly #server: SessionServer;
-  #confirmed = false;
-  #resumeTimer: NodeJS.Timeout | undefined;
-
-  constructor(server: SessionServer, sessionId: string, tuning: SessionTuning) {
-    super(tuning);
-    this.sessionId = sessionId;
-    this.#server = server;
-    // A session error must never crash the server, even if the application forgot a listener.
-    this.on('error', (err) => server.emit('sessionError', err, this));
-  }
-
-  /** Attaches the connection that opened or resumed this session. */
-  attachConnection(conn: Connection, peerReceived: number): number {
-    const old = this.detach();
-    old?.close();
-    clearTimeout(this.#resumeTimer);
-    this.#resumeTimer = undefined;
-    return this.attach(conn, peerReceived);
-  }
-
-  /** The client proved it holds the session: hand it to the application. */
-  #confirm(): void {
-    if (this.#confirmed) return;
-    this.#confirmed = true;
-    this.#server.handOver(this);
-  }
-
-  override onFrame(type: number, body: Buffer): void {
-    this.#confirm();
-    super.onFrame(type, body);
-  }
-
-  override onDataAck(ack: number): void {
-    this.#confirm();
-    super.onDataAck(ack);
-  }
-
-  resumedBy(conn: Connection, request: ResumeRequest): void {
-    this.checkPeerOffset(request.received);
-    // RESUMED must precede the retransmission that attaching starts.
-    conn.send(encode.resumed(this.receivedOffset));
-    const retransmitted = this.attachConnection(conn, request.received);
-    this.#confirm();
-    channels.resume.publish({ side: this.side, sessionId: this.sessionId, retransmitted });
-    this.emit('resumed', { attempt: 0, retransmitted });
-  }
-
-  protected onDetached(): void {
-    const timeout = this.#server.resumeTimeout;
-    this.#resumeTimer = setTimeout(() => {
-      if (!this.#confirmed) {
-        // The client never learned it had a session: drop it without involving the application.
-        this.destroy();
-        return;
-      }
-      this.destroy(
-        createError(ErrorCodes.RESUME_TIMEOUT, `client did not resume the session within ${timeout} ms`),
-      );
-    }, timeout);
-  }
-
-  protected onComplete(): void {
-    // Our FIN is acknowledged and the client's received: tell the client we are done, so it stops.
-    const conn = this.detach();
-    conn?.endWith(encode.refused({ code: ErrorCodes.SESSION_CLOSED, message: 'session closed' }));
-    this.destroy();
-  }
-
-  protected override onDestroyed(err: Error | null): void {
-    clearTimeout(this.#resumeTimer);
-    this.#server.retire(this, err);
-  }
-}
-
 interface Tombstone {
   readonly code: LazarusError['code'];
   readonly expiresAt: number;
+  /** Where the session went, when it migrated. */
+  readonly movedTo?: string;
+}
+
+export interface DrainReport {
+  /** Sessions that moved to other servers. */
+  readonly moved: number;
+  /** Sessions still here at the deadline. */
+  readonly remaining: number;
+  readonly ms: number;
 }
 
 /**
  * A lazarus session server. `handler` (or the 'session' event) receives one ServerSession per client
  * session, not per TCP connection. Events: 'session', 'sessionError' (err, session),
- * 'connectionError' (err, remoteAddress) for refused connections and bad frames.
+ * 'connectionError' (err, remoteAddress) for refused connections and bad frames, 'migrated'
+ * (sessionId, to) and 'adopted' (sessionId) when a session leaves or arrives.
  */
-export class SessionServer extends EventEmitter {
+export class SessionServer extends EventEmitter implements SessionHost {
   readonly serverId: string;
   readonly #secret: Buffer;
   readonly #common: ResolvedCommon;
+  readonly #cont: ContinuationOptions;
+  readonly #pool: SessionPool | undefined;
+  readonly #maxSessions: number;
   readonly #listener: net.Server;
   readonly #sessions = new Map<string, ServerSession>();
   readonly #tombstones = new Map<string, Tombstone>();
   readonly #handshaking = new Set<Connection>();
+  /** Pulls in flight here, by session id, so two resumes of one session share one pull. */
+  readonly #pulling = new Map<string, Promise<ServerSession>>();
   readonly #tombstoneTtl: number;
   #sweeper: NodeJS.Timeout | undefined;
   #closing = false;
+  #draining = false;
+  #nextDrainTarget = 0;
 
   constructor(options: ServerOptions = {}, handler?: SessionHandler) {
     super();
     this.#common = resolveCommon(options);
-    this.#secret = poolSecretBytes(options.secret);
-    this.serverId = options.serverId ?? newNonce().subarray(0, 6).toString('hex');
+    this.#pool = options.pool;
+    this.#secret = options.pool ? options.pool.secret : poolSecretBytes(options.secret);
+    this.serverId = options.serverId ?? options.pool?.selfId ?? newNonce().subarray(0, 6).toString('hex');
+    this.#cont = {
+      enabled: options.continuations ?? options.pool !== undefined,
+      logBudget: options.logBudget ?? 4 * 1024 * 1024,
+    };
+    this.#maxSessions = options.maxSessions ?? Number.POSITIVE_INFINITY;
     this.#tombstoneTtl = options.tombstoneTtl ?? 2 * this.#common.resumeTimeout;
     const onSocket = (socket: net.Socket) => this.#onSocket(socket);
     this.#listener = options.tls ? tls.createServer(options.tls, onSocket) : net.createServer(onSocket);
@@ -156,15 +128,21 @@ export class SessionServer extends EventEmitter {
     return this.#sessions;
   }
 
-  /** Listens on `port` (0: any) of `host` (default loopback). */
-  listen(port = 0, host = '127.0.0.1'): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
+  /**
+   * Listens on `port` (0: any) of `host` (default loopback). In a pool, the defaults are this
+   * member's address, and the pool's server-to-server channel starts too.
+   */
+  async listen(port?: number, host?: string): Promise<AddressInfo> {
+    const self = this.#pool?.self;
+    const address = await new Promise<AddressInfo>((resolve, reject) => {
       this.#listener.once('error', reject);
-      this.#listener.listen(port, host, () => {
+      this.#listener.listen(port ?? self?.port ?? 0, host ?? self?.host ?? '127.0.0.1', () => {
         this.#listener.off('error', reject);
         resolve(this.#listener.address() as AddressInfo);
       });
     });
+    await this.#pool?.start(this);
+    return address;
   }
 
   address(): AddressInfo | null {
@@ -181,13 +159,67 @@ export class SessionServer extends EventEmitter {
     }
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;
+    await this.#pool?.close();
     await closed;
+  }
+
+  /**
+   * Moves every session away, as before a deploy: advises each client to migrate to another member,
+   * and resolves when none is left or at the deadline. New sessions are advised to move on arrival.
+   */
+  async drain(deadlineMs = 30_000): Promise<DrainReport> {
+    const started = Date.now();
+    this.#draining = true;
+    let moved = 0;
+    const onMigrated = () => moved++;
+    this.on('migrated', onMigrated);
+    try {
+      for (const session of this.#sessions.values()) this.#adviseDrain(session);
+      while (this.#sessions.size > 0 && Date.now() - started < deadlineMs) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    } finally {
+      this.off('migrated', onMigrated);
+    }
+    return { moved, remaining: this.#sessions.size, ms: Date.now() - started };
+  }
+
+  /** Ends a drain: the server takes sessions again. */
+  undrain(): void {
+    this.#draining = false;
+  }
+
+  /**
+   * Freezes a session and returns its encoded continuation for `newOwner` (a pull from a peer).
+   * Returns a refusal when the session is not here, with where it went if it moved.
+   */
+  surrender(
+    sessionId: Buffer,
+    newOwner: string,
+  ):
+    | { kind: 'continuation'; body: Buffer }
+    | { kind: 'refused'; code: string; message: string; redirect: string } {
+    const hex = sessionId.toString('hex');
+    const session = this.#sessions.get(hex);
+    if (!session) {
+      const tomb = this.#tombstones.get(hex);
+      const code = tomb?.code ?? ErrorCodes.UNKNOWN_SESSION;
+      return { kind: 'refused', code, message: `session ${hex} is not here`, redirect: tomb?.movedTo ?? '' };
+    }
+    // Tombstone first: from this moment a late resume here is redirected to the new owner.
+    this.#sessions.delete(hex);
+    this.#tombstone(hex, { code: ErrorCodes.SESSION_MOVED, movedTo: newOwner });
+    const body = encodeContinuation(session.surrender(newOwner));
+    this.emit('migrated', hex, newOwner);
+    return { kind: 'continuation', body };
   }
 
   /** @internal Called by a session once its client has confirmed it. */
   handOver(session: ServerSession): void {
     channels.open.publish({ side: 'server', sessionId: session.sessionId });
     this.emit('session', session);
+    if (this.#draining) this.#adviseDrain(session);
+    else if (this.#sessions.size > this.#maxSessions) session.advise(AdviceKind.OVERLOAD, this.#pickTarget());
   }
 
   /** @internal Called by a session when it is destroyed. */
@@ -196,7 +228,27 @@ export class SessionServer extends EventEmitter {
     this.#sessions.delete(session.sessionId);
     const code =
       err === null ? ErrorCodes.SESSION_CLOSED : isLazarusError(err) ? err.code : ErrorCodes.SESSION_ABORTED;
-    this.#tombstones.set(session.sessionId, { code, expiresAt: Date.now() + this.#tombstoneTtl });
+    this.#tombstone(session.sessionId, { code });
+  }
+
+  /** @internal */
+  poolMembers(): readonly MemberAddress[] | undefined {
+    return this.#pool?.members();
+  }
+
+  #adviseDrain(session: ServerSession): void {
+    session.advise(AdviceKind.DRAIN, this.#pickTarget());
+  }
+
+  /** Spreads moved sessions over the other members, round robin. */
+  #pickTarget(): string {
+    const others = (this.#pool?.members() ?? []).filter((m) => m.id !== this.serverId);
+    if (others.length === 0) return '';
+    return others[this.#nextDrainTarget++ % others.length]!.id;
+  }
+
+  #tombstone(hex: string, t: Omit<Tombstone, 'expiresAt'>): void {
+    this.#tombstones.set(hex, { ...t, expiresAt: Date.now() + this.#tombstoneTtl });
     this.#sweeper ??= setInterval(() => this.#sweep(), Math.max(1000, this.#tombstoneTtl / 4)).unref();
   }
 
@@ -223,29 +275,17 @@ export class SessionServer extends EventEmitter {
         ),
       this.#common.handshakeTimeout,
     ).unref();
-    const refuse = (err: LazarusError) => {
-      channels.refused.publish({ error: err, remoteAddress });
-      conn.fail(err);
-    };
     const handshake = handshakeHandler({
       onFrame: (type, body) => {
         clearTimeout(timer);
         this.#handshaking.delete(conn);
-        try {
-          if (type === FrameType.OPEN) {
-            decode.open(body);
-            this.#open(conn);
-          } else if (type === FrameType.RESUME) {
-            this.#resume(conn, nonce, decode.resume(body));
-          } else {
-            throw createError(
-              ErrorCodes.PROTOCOL,
-              `expected OPEN or RESUME, got frame 0x${type.toString(16)}`,
-            );
-          }
-        } catch (err) {
-          if (!isLazarusError(err)) throw err;
-          refuse(err);
+        if (type === FrameType.OPEN) {
+          decode.open(body);
+          this.#open(conn);
+        } else if (type === FrameType.RESUME) {
+          this.#resume(conn, nonce, decode.resume(body));
+        } else {
+          throw createError(ErrorCodes.PROTOCOL, `expected OPEN or RESUME, got frame 0x${type.toString(16)}`);
         }
       },
       onClose: (err) => {
@@ -267,7 +307,7 @@ export class SessionServer extends EventEmitter {
     if (this.#closing) throw createError(ErrorCodes.SERVER_CLOSING, 'server is closing');
     const id = newSessionId();
     const hex = id.toString('hex');
-    const session = new ServerSession(this, hex, this.#common.tuning);
+    const session = new ServerSession(this, hex, this.#common.tuning, this.#cont);
     this.#sessions.set(hex, session);
     conn.send(
       encode.opened({
@@ -284,18 +324,53 @@ export class SessionServer extends EventEmitter {
     checkResumeProof(deriveSessionSecret(this.#secret, sessionId), nonce, sessionId, request.proof);
     const hex = sessionId.toString('hex');
     const session = this.#sessions.get(hex);
-    if (!session) {
-      const tomb = this.#tombstones.get(hex);
-      if (tomb) throw createError(tomb.code, `session ${hex} has ended`);
-      throw createError(ErrorCodes.UNKNOWN_SESSION, `session ${hex} is not known to this server`);
+    if (session) {
+      this.#resumeHere(conn, session, request.received);
+      return;
     }
+    const tomb = this.#tombstones.get(hex);
+    if (tomb && !tomb.movedTo) throw createError(tomb.code, `session ${hex} has ended`);
+    const pool = this.#pool;
+    if (!pool) throw createError(ErrorCodes.UNKNOWN_SESSION, `session ${hex} is not known to this server`);
+    // The session lives elsewhere: pull its continuation from its owner, now that the client is here.
+    const ownerHint = tomb?.movedTo ?? request.ownerHint ?? '';
+    this.#adopt(hex, () => pool.pull(sessionId, ownerHint)).then(
+      (adopted) => {
+        if (conn.closed) adopted.awaitResume();
+        else this.#resumeHere(conn, adopted, request.received);
+      },
+      (err: Error) => {
+        const code = isLazarusError(err) ? err.code : ErrorCodes.MIGRATION_FAILED;
+        conn.fail(createError(code, `cannot take over session ${hex}: ${err.message}`, err));
+      },
+    );
+  }
+
+  #resumeHere(conn: Connection, session: ServerSession, received: number): void {
     try {
-      session.resumedBy(conn, request);
+      session.resumedBy(conn, received);
     } catch (err) {
       // A client that claims impossible offsets cannot continue this session.
       session.destroy(err as Error);
       throw err;
     }
+  }
+
+  /** Restores a pulled continuation as a local session, once even if several resumes race for it. */
+  #adopt(hex: string, pull: () => Promise<Continuation>): Promise<ServerSession> {
+    const pending = this.#pulling.get(hex);
+    if (pending) return pending;
+    const adopted = pull()
+      .then((continuation) => {
+        const session = new ServerSession(this, hex, this.#common.tuning, this.#cont, continuation);
+        this.#sessions.set(hex, session);
+        this.#tombstones.delete(hex);
+        this.emit('adopted', hex);
+        return session;
+      })
+      .finally(() => this.#pulling.delete(hex));
+    this.#pulling.set(hex, adopted);
+    return adopted;
   }
 }
 

@@ -1,5 +1,5 @@
 import { Duplex } from 'node:stream';
-import { createError, ErrorCodes, type LazarusError } from '../wire/errors.ts';
+import { codeFromWire, createError, ErrorCodes, type LazarusError } from '../wire/errors.ts';
 import type { Connection, ConnectionHandler, KeepaliveOptions } from './connection.ts';
 import { channels } from './diagnostics.ts';
 import { decode, encode, FrameType } from './protocol.ts';
@@ -34,6 +34,20 @@ export const DEFAULT_TUNING: SessionTuning = {
 
 export type SessionSide = 'client' | 'server';
 
+/** A stream's position, carried by a continuation from one server to the next. */
+export interface StreamState {
+  /** Payload bytes received from the peer. */
+  readonly received: number;
+  readonly finReceived: boolean;
+  /** Offset of the first output byte held. */
+  readonly outputStart: number;
+  /** Offset the peer has acknowledged. */
+  readonly acked: number;
+  /** Output from outputStart on. */
+  readonly output: readonly Buffer[];
+  readonly finQueued: boolean;
+}
+
 /**
  * A session's byte stream in one direction each way, independent of any TCP connection.
  *
@@ -47,7 +61,7 @@ export type SessionSide = 'client' | 'server';
 export abstract class SessionStream extends Duplex implements ConnectionHandler {
   protected readonly tuning: SessionTuning;
   abstract readonly side: SessionSide;
-  readonly #send = new SendBuffer();
+  #send = new SendBuffer();
   /** Payload bytes received. */
   #received = 0;
   #finReceived = false;
@@ -61,6 +75,8 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
   #pendingWrite: ((err?: Error | null) => void) | undefined;
   #ackTimer: NodeJS.Timeout | undefined;
   #readPaused = false;
+  /** Input held back until the application checkpoints (its log is over budget). */
+  #inputHeld = false;
   #peerAborted = false;
   #idleTimer: NodeJS.Timeout | undefined;
   #userTimeout: NodeJS.Timeout | undefined;
@@ -120,6 +136,9 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
     return this.#send.size;
   }
 
+  /** Changes of owner this session has been through (fences stale owners). */
+  epoch = 0;
+
   /** Round-trip time of the current connection (ms), from keepalive pings. */
   get rtt(): number | undefined {
     return this.#conn?.rtt;
@@ -148,17 +167,17 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
       conn.sendData(this.receivedOffset, chunks, this.tuning.maxDataFrame);
     }
     if (this.#finQueued && !this.#finAcked) conn.send(encode.fin(this.#send.end));
-    if (this.#readPaused) conn.pause();
+    if (this.#readPaused || this.#inputHeld) conn.pause();
     this.#releaseWrite();
     return retransmitted;
   }
 
   /** Throws ERR_LZ_STALE_OFFSET unless the peer can really have received exactly `peerReceived`. */
   protected checkPeerOffset(peerReceived: number): void {
-    if (peerReceived < this.#send.base || peerReceived > this.sentOffset) {
+    if (peerReceived < this.#send.acked || peerReceived > this.sentOffset) {
       throw createError(
         ErrorCodes.STALE_OFFSET,
-        `peer claims offset ${peerReceived}, outside what it can have received [${this.#send.base}, ${this.sentOffset}]`,
+        `peer claims offset ${peerReceived}, outside what it can have received [${this.#send.acked}, ${this.sentOffset}]`,
       );
     }
   }
@@ -185,9 +204,10 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
       case FrameType.ABORT: {
         const r = decode.refusal(body, 'ABORT');
         this.#peerAborted = true;
-        this.destroy(
-          createError(ErrorCodes.SESSION_ABORTED, `peer aborted the session: ${r.code}: ${r.message}`, r),
-        );
+        // A divergence keeps its code on both sides; anything else is the peer's abort.
+        const code =
+          codeFromWire(r.code) === ErrorCodes.DIVERGENCE ? ErrorCodes.DIVERGENCE : ErrorCodes.SESSION_ABORTED;
+        this.destroy(createError(code, `peer aborted the session: ${r.code}: ${r.message}`, r));
         return;
       }
       default:
@@ -206,6 +226,7 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
     if (this.#finReceived) throw createError(ErrorCodes.PROTOCOL, 'data after FIN');
     this.#received += chunk.length;
     this.bytesRead += chunk.length;
+    this.onInput(chunk);
     this.#touch();
     if (!this.push(chunk) && !this.#readPaused) {
       this.#readPaused = true;
@@ -246,15 +267,18 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
   }
 
   override _final(callback: (err?: Error | null) => void): void {
-    this.#finQueued = true;
-    this.#conn?.send(encode.fin(this.#send.end));
+    // A restored session may already carry the FIN its handler queues again while replaying.
+    if (!this.#finQueued) {
+      this.#finQueued = true;
+      this.#conn?.send(encode.fin(this.#send.end));
+    }
     callback();
   }
 
   override _read(): void {
     if (this.#readPaused) {
       this.#readPaused = false;
-      this.#conn?.resume();
+      if (!this.#inputHeld) this.#conn?.resume();
     }
   }
 
@@ -276,6 +300,70 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
 
   /** Subclass cleanup after the stream is destroyed. */
   protected onDestroyed(_err: Error | null): void {}
+
+  /** Every received payload chunk passes here (a server logs input for its continuation). */
+  protected onInput(_chunk: Buffer): void {}
+
+  /**
+   * Every written chunk passes here first; what it returns is sent. A restored server session
+   * swallows (and compares) the output its handler reproduces while replaying. Throwing fails the write.
+   */
+  protected takeLiveOutput(chunks: Buffer[]): Buffer[] {
+    return chunks;
+  }
+
+  /** Stops (or restarts) reading from the peer, whatever the application's reading pace. */
+  protected holdInput(hold: boolean): void {
+    if (hold === this.#inputHeld) return;
+    this.#inputHeld = hold;
+    if (hold) this.#conn?.pause();
+    else if (!this.#readPaused) this.#conn?.resume();
+  }
+
+  /** Payload bytes received from the peer (FIN not counted). */
+  protected get receivedPayload(): number {
+    return this.#received;
+  }
+
+  /** Keeps written bytes from `offset` on even once acknowledged (they belong to a continuation). */
+  protected retainOutput(offset: number): void {
+    this.#send.retain(offset);
+  }
+
+  /** Where the stream stands, for a continuation: taken while frozen (no connection attached). */
+  protected streamState(): StreamState {
+    // Writes still queued in the Writable were produced before the freeze and belong to the output.
+    const queued = (this as unknown as { writableBuffer?: Array<{ chunk: Buffer }> }).writableBuffer ?? [];
+    return {
+      received: this.#received,
+      finReceived: this.#finReceived,
+      outputStart: this.#send.base,
+      acked: this.#send.acked,
+      output: [...this.#send.from(this.#send.base), ...queued.map((q) => q.chunk)],
+      finQueued: this.#finQueued,
+    };
+  }
+
+  /** Starts this stream where a continuation left off, before any connection is attached. */
+  protected restoreStream(state: StreamState): void {
+    this.#received = state.received;
+    this.#finReceived = state.finReceived;
+    this.#ackSent = this.receivedOffset;
+    this.#send = new SendBuffer(state.outputStart);
+    for (const chunk of state.output) this.#send.push(chunk);
+    if (state.acked > state.outputStart) this.#send.ack(state.acked);
+    this.#finQueued = state.finQueued;
+  }
+
+  /** True while written output is compared with a log rather than sent (see ServerSession). */
+  protected get replayingOutput(): boolean {
+    return false;
+  }
+
+  /** Output offset including writes still queued in the Writable: what the application has produced. */
+  protected get producedOffset(): number {
+    return this.#send.end + this.writableLength;
+  }
 
   // ---- net.Socket surface ----
 
@@ -327,7 +415,13 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
   // ---- internals ----
 
   #sendChunks(chunks: Buffer[], callback: (err?: Error | null) => void): void {
-    const live = chunks.filter((c) => c.length > 0);
+    let live: Buffer[];
+    try {
+      live = this.takeLiveOutput(chunks.filter((c) => c.length > 0));
+    } catch (err) {
+      callback(err as Error);
+      return;
+    }
     for (const c of live) {
       this.#send.push(c);
       this.bytesWritten += c.length;
@@ -346,7 +440,8 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
   #releaseWrite(): void {
     const cb = this.#pendingWrite;
     if (!cb) return;
-    if (this.#send.size >= this.tuning.maxUnacked) return;
+    // Output a restored handler re-produces while replaying is not new: it must never wait for acks.
+    if (this.#send.held >= this.tuning.maxUnacked && !this.replayingOutput) return;
     if (this.#conn?.needsDrain) return;
     this.#pendingWrite = undefined;
     cb();
@@ -357,15 +452,15 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
       if (!this.#finQueued || ack !== this.#send.end + 1) {
         throw createError(ErrorCodes.STALE_OFFSET, `ack ${ack} is beyond what was sent (${this.sentOffset})`);
       }
-      this.#send.ack(this.#send.end);
+      if (this.#send.acked < this.#send.end) this.#send.ack(this.#send.end);
       if (!this.#finAcked) {
         this.#finAcked = true;
         this.#checkComplete();
       }
-    } else if (ack > this.#send.base) {
+    } else if (ack > this.#send.acked) {
       this.#send.ack(ack);
-    } else if (ack < this.#send.base) {
-      throw createError(ErrorCodes.STALE_OFFSET, `ack ${ack} went backwards (had ${this.#send.base})`);
+    } else if (ack < this.#send.acked) {
+      throw createError(ErrorCodes.STALE_OFFSET, `ack ${ack} went backwards (had ${this.#send.acked})`);
     }
     this.#releaseWrite();
   }
@@ -386,7 +481,7 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
   /** Marks both directions finished when the peer confirms it holds everything (e.g. it closed). */
   protected markPeerClosed(): void {
     if (this.#finQueued && !this.#finAcked) {
-      this.#send.ack(this.#send.end);
+      if (this.#send.acked < this.#send.end) this.#send.ack(this.#send.end);
       this.#finAcked = true;
     }
     this.#checkComplete();

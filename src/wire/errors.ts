@@ -44,6 +44,16 @@ export const ErrorCodes = {
   ABORTED: 'ERR_LZ_ABORTED',
   /** An argument given to the API was invalid. */
   INVALID_ARGUMENT: 'ERR_LZ_INVALID_ARGUMENT',
+  /** A restored handler's replayed output differed from the logged output: it is not deterministic. */
+  DIVERGENCE: 'ERR_LZ_DIVERGENCE',
+  /** A session could not be moved to another server. */
+  MIGRATION_FAILED: 'ERR_LZ_MIGRATION_FAILED',
+  /** The server that owns a session did not answer a pull in time. */
+  ORIGIN_UNREACHABLE: 'ERR_LZ_ORIGIN_UNREACHABLE',
+  /** The session has moved to another owner (this one is stale). */
+  SESSION_MOVED: 'ERR_LZ_SESSION_MOVED',
+  /** A pool peer failed authentication (wrong pool secret). */
+  PEER_AUTH_FAILED: 'ERR_LZ_PEER_AUTH_FAILED',
   /** The server is shutting down and takes no new sessions. */
   SERVER_CLOSING: 'ERR_LZ_SERVER_CLOSING',
   /** A DSM message named a page, lock, node or range outside the shared space. */

@@ -1,0 +1,94 @@
+import { createError, ErrorCodes } from '../wire/errors.ts';
+import { FieldReader, FieldWriter } from '../wire/fields.ts';
+
+/**
+ * A session's continuation: everything another server needs to carry the session on, pulled from
+ * the owner only when the client migrates. The snapshot is the handler's state at its last
+ * checkpoint; the input log and the output since then let the new server rebuild the rest by replay.
+ *
+ *   input:  ... checkpoint.inputOffset | inputLog ................| received
+ *   output: ... outputStart ... checkpoint.outputOffset | ........| outputStart + output.length
+ */
+export interface Continuation {
+  readonly sessionId: Buffer;
+  /** Epoch the new owner takes: the old owner's plus one. */
+  readonly epoch: number;
+  /** Serialized handler state at the checkpoint; undefined: no checkpoint yet (replay from the start). */
+  readonly snapshot: Buffer | undefined;
+  /** Input consumed by the handler at the checkpoint. */
+  readonly inputOffset: number;
+  /** Output produced by the handler at the checkpoint. */
+  readonly outputOffset: number;
+  /** Input received since inputOffset. */
+  readonly inputLog: Buffer;
+  readonly finReceived: boolean;
+  /** Offset of the first byte of `output`: no later than outputOffset nor than what the client acknowledged. */
+  readonly outputStart: number;
+  /** What the client has acknowledged. */
+  readonly acked: number;
+  readonly output: Buffer;
+  readonly finQueued: boolean;
+}
+
+const FORMAT = 1;
+
+export function encodeContinuation(c: Continuation): Buffer {
+  const w = new FieldWriter(64 + c.inputLog.length + c.output.length + (c.snapshot?.length ?? 0));
+  w.u8(FORMAT).fixed(c.sessionId).u32(c.epoch);
+  w.u8(c.snapshot ? 1 : 0);
+  if (c.snapshot) w.bytes32(c.snapshot);
+  w.u64(c.inputOffset)
+    .u64(c.outputOffset)
+    .bytes32(c.inputLog)
+    .u8(c.finReceived ? 1 : 0);
+  w.u64(c.outputStart)
+    .u64(c.acked)
+    .bytes32(c.output)
+    .u8(c.finQueued ? 1 : 0);
+  return w.finish();
+}
+
+/** Decodes and checks a continuation: every offset must be consistent with the others. */
+export function decodeContinuation(body: Buffer): Continuation {
+  const r = new FieldReader(body, 'continuation');
+  const format = r.u8();
+  if (format !== FORMAT)
+    throw createError(ErrorCodes.MALFORMED_FRAME, `continuation format ${format} is unknown`);
+  const sessionId = Buffer.from(r.fixed(16));
+  const epoch = r.u32();
+  const hasSnapshot = r.u8();
+  const snapshot = hasSnapshot === 1 ? Buffer.from(r.bytes32()) : undefined;
+  if (hasSnapshot > 1) throw createError(ErrorCodes.MALFORMED_FRAME, 'continuation: bad snapshot flag');
+  const inputOffset = r.u64();
+  const outputOffset = r.u64();
+  const inputLog = Buffer.from(r.bytes32());
+  const finReceived = flag(r);
+  const outputStart = r.u64();
+  const acked = r.u64();
+  const output = Buffer.from(r.bytes32());
+  const finQueued = flag(r);
+  r.end();
+  const outputEnd = outputStart + output.length;
+  if (outputStart > outputOffset || outputOffset > outputEnd || acked < outputStart || acked > outputEnd) {
+    throw createError(ErrorCodes.MALFORMED_FRAME, 'continuation: output offsets are inconsistent');
+  }
+  return {
+    sessionId,
+    epoch,
+    snapshot,
+    inputOffset,
+    outputOffset,
+    inputLog,
+    finReceived,
+    outputStart,
+    acked,
+    output,
+    finQueued,
+  };
+}
+
+function flag(r: FieldReader): boolean {
+  const v = r.u8();
+  if (v > 1) throw createError(ErrorCodes.MALFORMED_FRAME, 'continuation: bad flag');
+  return v === 1;
+}

@@ -1,0 +1,3 @@
+export { type Member, type Membership, StaticMembership } from './membership.ts';
+export { rttDegraded, serverAdvice, stall, throughputDegraded } from './policies.ts';
+export { type ContinuationSource, createPool, Pool, type PoolOptions, requestDrain } from './pool.ts';
