@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { type Continuation, encodeContinuation } from '../continuation/continuation.ts';
@@ -149,13 +149,26 @@ export class SessionServer extends EventEmitter implements SessionHost {
     return this.#listener.address() as AddressInfo | null;
   }
 
-  /** Stops listening and aborts every session (ERR_LZ_SERVER_CLOSING). */
-  async close(): Promise<void> {
+  /**
+   * Stops listening and aborts every session (ERR_LZ_SERVER_CLOSING), except that sessions already
+   * ending both ways get up to `graceMs` to exchange their last acknowledgements and close cleanly.
+   */
+  async close(graceMs = 2000): Promise<void> {
     this.#closing = true;
     const closed = new Promise<void>((resolve) => this.#listener.close(() => resolve()));
     for (const conn of this.#handshaking) conn.close();
-    for (const session of [...this.#sessions.values()]) {
-      session.destroy(createError(ErrorCodes.SERVER_CLOSING, 'server is closing'));
+    const ending = [...this.#sessions.values()].filter((s) => s.ending);
+    for (const session of this.#sessions.values()) {
+      if (!session.ending) session.destroy(createError(ErrorCodes.SERVER_CLOSING, 'server is closing'));
+    }
+    if (ending.length > 0) {
+      const deadline = new Promise((resolve) => setTimeout(resolve, graceMs).unref());
+      await Promise.race([
+        Promise.all(ending.map((s) => (s.destroyed ? undefined : once(s, 'close')))),
+        deadline,
+      ]);
+      for (const session of ending)
+        session.destroy(createError(ErrorCodes.SERVER_CLOSING, 'server is closing'));
     }
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;

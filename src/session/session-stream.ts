@@ -121,6 +121,11 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
     return this.#finReceived;
   }
 
+  /** Both directions have ended (FIN sent and received); only the final acknowledgements are pending. */
+  get ending(): boolean {
+    return this.#finQueued && this.#finReceived && !this.destroyed;
+  }
+
   /** What we have received, counting a received FIN as one offset. */
   get receivedOffset(): number {
     return this.#received + (this.#finReceived ? 1 : 0);
