@@ -164,7 +164,7 @@ export class StreamChecker {
   readonly #station: number;
   readonly #frameBytes: number;
   readonly #hash = createHash('sha256');
-  #pending = Buffer.alloc(0);
+  #pending: Buffer = Buffer.alloc(0);
   #frames = 0;
   #bytes = 0;
 
