@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createError, ErrorCodes } from '../wire/errors.ts';
 import type { CheckResult, DsmParams, DsmResult } from './app.ts';
-import { loadApp } from './apps/index.ts';
+import { loadApp, resolveAppRef } from './apps/index.ts';
 import { newSecret } from './auth.ts';
 import { childExecArgv, sibling, startWorker } from './modules.ts';
 import { type ClusterRun, type CoordinatorOptions, startCoordinator } from './runtime.ts';
@@ -124,7 +124,7 @@ export function runSequential(app: string, params: DsmParams): Promise<{ result:
 export async function runApp(options: ClusterOptions & { readonly size?: number }): Promise<AppRun> {
   const app = await loadApp(options.app);
   const params = options.params ?? app.params(options.size);
-  const { result: expected, ms: sequentialMs } = await runSequential(options.app, params);
+  const { result: expected, ms: sequentialMs } = await runSequential(resolveAppRef(options.app), params);
   const run = await runCluster({ ...options, params });
   const check: CheckResult = run.result
     ? app.check(run.result, expected)

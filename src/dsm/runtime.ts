@@ -1,6 +1,6 @@
 import { codeFromWire, createError, ErrorCodes, isLazarusError, type LazarusError } from '../wire/errors.ts';
 import type { DsmApp, DsmParams, DsmResult } from './app.ts';
-import { BUILTIN_APPS, loadApp } from './apps/index.ts';
+import { BUILTIN_APPS, loadApp, resolveAppRef } from './apps/index.ts';
 import { checkSecret } from './auth.ts';
 import { WorkerHost, type WorkerOutcome } from './bridge.ts';
 import { Mesh } from './mesh.ts';
@@ -132,11 +132,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 256) {
     throw createError(ErrorCodes.INVALID_ARGUMENT, `node count ${nodes} outside 1..256`);
   }
-  const app = await loadApp(options.app);
+  const appRef = resolveAppRef(options.app);
+  const app = await loadApp(appRef);
   const params = options.params ?? app.params();
   const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
   const progress = options.onProgress ?? (() => {});
-  const config: NodeConfig = { me: 0, nodes, pageSize, app: options.app, params };
+  const config: NodeConfig = { me: 0, nodes, pageSize, app: appRef, params };
   const peers: PeerAddress[] = [];
   const ready = new Set<number>();
   const done = new Map<number, DsmStats>();
@@ -198,7 +199,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           node: p.node,
           nodes,
           pageSize,
-          app: options.app,
+          app: appRef,
           params: JSON.stringify(params),
           peers: table,
         };
