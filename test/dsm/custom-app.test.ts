@@ -13,13 +13,24 @@ describe('dsm apps loaded from a module path', () => {
   test('a user app (lock-protected counter) runs on 3 local nodes', async () => {
     const r = await runApp({ app: APP, nodes: 3, params: { k: 15, nodes: 3 } });
     assert.ok(r.check.ok, r.check.detail);
-    assert.equal(r.run.stats.reduce((n, s) => n + s.lockAcquires, 0), 45);
+    assert.equal(
+      r.run.stats.reduce((n, s) => n + s.lockAcquires, 0),
+      45,
+    );
   });
 
   test('a joined node refuses to import a module unless allowed', async () => {
-    const coordinator = await startCoordinator({ app: APP, params: { k: 1, nodes: 2 }, nodes: 2, secret: SECRET });
+    const coordinator = await startCoordinator({
+      app: APP,
+      params: { k: 1, nodes: 2 },
+      nodes: 2,
+      secret: SECRET,
+    });
     const [cmd, ...args] = nodeArgv(coordinator.address.host, coordinator.address.port);
-    const child: ChildProcess = spawn(cmd!, args, { env: { ...process.env, [SECRET_ENV]: SECRET }, stdio: 'ignore' });
+    const child: ChildProcess = spawn(cmd!, args, {
+      env: { ...process.env, [SECRET_ENV]: SECRET },
+      stdio: 'ignore',
+    });
     try {
       const exit = new Promise((resolve) => child.once('exit', resolve));
       await assert.rejects(coordinator.run, (err: LazarusError) => {
