@@ -206,6 +206,10 @@ export class FaultProxy extends EventEmitter {
       if (mode === 'close') {
         socket.end();
         setTimeout(() => socket.destroy(), 1000).unref();
+      } else if (socket.writableEnded) {
+        // Node cannot reset a socket that already sent its FIN (EINVAL, and the handle then
+        // never closes, hanging process exit): a plain destroy is all that is left.
+        socket.destroy();
       } else {
         socket.resetAndDestroy();
       }
