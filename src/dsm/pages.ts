@@ -165,9 +165,11 @@ export class PageTable {
         `range ${offset}+${bytes} past the ${this.data.length}-byte space`,
       );
     }
+    // An empty range covers no page (last < first), wherever it sits.
+    if (bytes === 0) return { first: 0, last: -1 };
     return {
       first: Math.floor(offset / this.pageSize),
-      last: Math.floor((offset + Math.max(bytes, 1) - 1) / this.pageSize),
+      last: Math.floor((offset + bytes - 1) / this.pageSize),
     };
   }
 }

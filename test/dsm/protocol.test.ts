@@ -58,6 +58,87 @@ describe('HLRC protocol (in memory, random interleavings)', () => {
     );
   });
 
+  test('water pattern: multi-writer pages under several locks, home writes, barriers (exact integer sums)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 2, max: 5 }),
+        fc.nat(),
+        fc.integer({ min: 1, max: 3 }),
+        async (n, seed, steps) => {
+          // 3 pages of 32 f64 "force" entries (96 particles) and 3 pages of "pos": groups straddle pages.
+          const m = 96;
+          const owner = (i: number) => Math.min(n - 1, Math.floor((i * n) / m));
+          const layout = planLayout(
+            [
+              {
+                name: 'force',
+                bytes: m * 8,
+                placement: {
+                  kind: 'explicit',
+                  home: (o, k) => Math.min(k - 1, Math.floor(((o / 8) * k) / m)),
+                },
+              },
+              { name: 'pos', bytes: m * 8, placement: { kind: 'cyclic' } },
+              { name: 'energy', bytes: 8, placement: { kind: 'explicit', home: (_o, k) => k - 1 } },
+            ],
+            PAGE,
+            n,
+          );
+          const net = new MemoryNetwork(layout, n, seed);
+          const range = (g: number) => {
+            let lo = 0;
+            while (lo < m && owner(lo) < g) lo++;
+            let hi = lo;
+            while (hi < m && owner(hi) === g) hi++;
+            return { lo, hi };
+          };
+          const program = async (me: number) => {
+            const node = net.nodes[me]!;
+            const force = node.f64(0, m);
+            const pos = node.f64(m * 8, m);
+            const energy = node.f64(2 * m * 8, 1);
+            for (let s = 0; s < steps; s++) {
+              await node.barrier();
+              for (let t = 0; t < n; t++) {
+                const g = (me + t) % n;
+                const { lo, hi } = range(g);
+                await node.acquire(g);
+                const slice = node.f64(lo * 8, hi - lo);
+                await node.write(slice);
+                for (let k = 0; k < slice.length; k++) slice[k] = slice[k]! + me + 1;
+                await node.release(g);
+              }
+              await node.acquire(n);
+              await node.write(energy);
+              energy[0] = energy[0]! + 1;
+              await node.release(n);
+              await node.barrier();
+              const { lo, hi } = range(me);
+              const f = node.f64(lo * 8, hi - lo);
+              const p = node.f64(m * 8 + lo * 8, hi - lo);
+              await node.write(f);
+              await node.write(p);
+              for (let k = 0; k < f.length; k++) {
+                p[k] = p[k]! + f[k]!;
+                f[k] = 0;
+              }
+            }
+            await node.barrier();
+            await node.read(pos);
+            await node.read(energy);
+            const each = (n * (n + 1)) / 2;
+            for (let i = 0; i < m; i++) assert.equal(pos[i], steps * each, `node ${me} pos[${i}]`);
+            assert.equal(energy[0], steps * n);
+            await node.read(force);
+            assert.ok(force.every((v) => v === 0));
+          };
+          await net.run(Promise.all(Array.from({ length: n }, (_, me) => program(me))));
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
   test('barriers carry write notices: readers refetch exactly the pages written elsewhere', async () => {
     const n = 3;
     const layout = planLayout([{ name: 'a', bytes: 6 * PAGE, placement: { kind: 'block' } }], PAGE, n);
