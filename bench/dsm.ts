@@ -28,11 +28,13 @@ const { values } = parseArgs({
 const runs = Number(values.runs);
 const scale = Number(values.scale);
 
+// Sized so each run computes for roughly half a second to a second: barrier and fetch latencies
+// (hundreds of microseconds on a VM) must stay small against the work between synchronisations.
 const SIZES: Record<string, (s: number) => DsmParams> = {
-  sor: (s) => ({ n: Math.round(1024 * s), iters: 100 }),
-  matmul: (s) => ({ n: Math.round(640 * s) }),
-  lu: (s) => ({ n: Math.round(640 * s), bs: 32, seed: 7 }),
-  water: (s) => ({ m: Math.round(2048 * s), steps: 2, seed: 3 }),
+  sor: (s) => ({ n: Math.round(3072 * s), iters: 20 }),
+  matmul: (s) => ({ n: Math.round(768 * s) }),
+  lu: (s) => ({ n: Math.round(768 * s), bs: 32, seed: 7 }),
+  water: (s) => ({ m: Math.round(3072 * s), steps: 2, seed: 3 }),
   radix: (s) => ({ n: Math.round((1 << 20) * s), seed: 11 }),
 };
 
