@@ -125,3 +125,115 @@ export async function createNetwork(options: NetworkOptions): Promise<VirtualNet
 async function ip(...args: string[]): Promise<void> {
   await run('ip', args);
 }
+
+/** The name of the interface that carries `host.address` inside its namespace (for `ip link`, `tc`). */
+export async function interfaceOf(host: VirtualHost): Promise<string> {
+  const { stdout } = await run('ip', [
+    '-n',
+    host.name,
+    '-o',
+    '-4',
+    'addr',
+    'show',
+    'to',
+    `${host.address}/32`,
+  ]);
+  const name = stdout.trim().split(/\s+/)[1]?.replace(/@.*$/, '');
+  if (!name) throw new Error(`no interface carries ${host.address} in ${host.name}`);
+  return name;
+}
+
+/** Runs `ip args...` inside namespace `ns`, or in the test's own namespace when `ns` is undefined. */
+export async function ipIn(ns: string | undefined, ...args: string[]): Promise<void> {
+  await run('ip', ns === undefined ? args : ['-n', ns, ...args]);
+}
+
+/** Runs `tc args...` inside namespace `ns`, or in the test's own namespace when `ns` is undefined. */
+export async function tcIn(ns: string | undefined, ...args: string[]): Promise<void> {
+  await run('tc', ns === undefined ? args : ['-n', ns, ...args]);
+}
+
+/** Why `tc` cannot be used here, or undefined when it can. */
+export async function tcUnavailableReason(): Promise<string | undefined> {
+  try {
+    await run('tc', ['-V']);
+  } catch {
+    return 'tc (iproute2) is not installed';
+  }
+  return undefined;
+}
+
+/** One host's attachment to a LanNetwork. */
+export interface LanPort {
+  /** The host it belongs to. */
+  readonly host: VirtualHost;
+  /** Its address on the LAN. */
+  readonly address: string;
+  /** The interface inside the host's namespace. */
+  readonly interface: string;
+}
+
+export interface LanNetwork {
+  /** The namespace holding the LAN's bridge. */
+  readonly name: string;
+  readonly ports: readonly LanPort[];
+  /** Deletes the LAN (its namespace, bridge and links). Idempotent. */
+  destroy(): Promise<void>;
+}
+
+/**
+ * A second network among existing hosts, e.g. a back-end network between servers alongside the
+ * front-end one of `createNetwork`: a bridge in a namespace of its own (so the test's namespace has
+ * no path onto it) and one link per host with its own address. Hosts keep their first network.
+ */
+export async function createLan(hosts: readonly VirtualHost[]): Promise<LanNetwork> {
+  if (hosts.length < 1 || hosts.length > 200) throw new Error('between 1 and 200 hosts');
+  const id = `${process.pid % 100000}${Math.floor(Math.random() * 36 ** 2)
+    .toString(36)
+    .padStart(2, '0')}`;
+  // Only the LAN's own namespaces see this subnet, so it cannot clash with routes elsewhere.
+  const subnet = `10.214.${Math.floor(Math.random() * 250)}`;
+  const name = `lzs${id}`;
+  const bridge = `lzsb${id}`;
+  const ports: LanPort[] = [];
+  let destroyed = false;
+  const destroy = async (): Promise<void> => {
+    if (destroyed) return;
+    destroyed = true;
+    // Deleting the namespace deletes the bridge and every veth pair with an end in it.
+    await run('ip', ['netns', 'del', name]).catch(() => {});
+  };
+  try {
+    await ip('netns', 'add', name);
+    await ip('-n', name, 'link', 'add', bridge, 'type', 'bridge');
+    await ip('-n', name, 'link', 'set', bridge, 'up');
+    for (const [i, host] of hosts.entries()) {
+      const inside = `lzl${id}h${i}`;
+      const outside = `lzl${id}s${i}`;
+      const address = `${subnet}.${i + 2}`;
+      await ip(
+        '-n',
+        name,
+        'link',
+        'add',
+        outside,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        inside,
+        'netns',
+        host.name,
+      );
+      await ip('-n', name, 'link', 'set', outside, 'master', bridge);
+      await ip('-n', name, 'link', 'set', outside, 'up');
+      await ip('-n', host.name, 'addr', 'add', `${address}/24`, 'dev', inside);
+      await ip('-n', host.name, 'link', 'set', inside, 'up');
+      ports.push({ host, address, interface: inside });
+    }
+  } catch (err) {
+    await destroy();
+    throw err;
+  }
+  return { name, ports, destroy };
+}
