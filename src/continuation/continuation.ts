@@ -68,11 +68,7 @@ export function decodeContinuation(body: Buffer): Continuation {
   const output = Buffer.from(r.bytes32());
   const finQueued = flag(r);
   r.end();
-  const outputEnd = outputStart + output.length;
-  if (outputStart > outputOffset || outputOffset > outputEnd || acked < outputStart || acked > outputEnd) {
-    throw createError(ErrorCodes.MALFORMED_FRAME, 'continuation: output offsets are inconsistent');
-  }
-  return {
+  return checkContinuation({
     sessionId,
     epoch,
     snapshot,
@@ -84,7 +80,24 @@ export function decodeContinuation(body: Buffer): Continuation {
     acked,
     output,
     finQueued,
-  };
+  });
+}
+
+/** Throws unless the continuation's offsets agree: the output log must start at or before the checkpoint. */
+export function checkContinuation(c: Continuation): Continuation {
+  const outputEnd = c.outputStart + c.output.length;
+  if (
+    c.outputStart > c.outputOffset ||
+    c.outputOffset > outputEnd ||
+    c.acked < c.outputStart ||
+    c.acked > outputEnd
+  ) {
+    throw createError(
+      ErrorCodes.MALFORMED_FRAME,
+      `continuation: output offsets are inconsistent (start ${c.outputStart}, checkpoint ${c.outputOffset}, acked ${c.acked}, end ${outputEnd})`,
+    );
+  }
+  return c;
 }
 
 function flag(r: FieldReader): boolean {

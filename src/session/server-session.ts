@@ -124,15 +124,15 @@ export class ServerSession extends SessionStream {
   }
 
   /**
-   * Freezes the session and returns its continuation for a new owner; this session is then gone from
-   * here (the application sees 'migrated', then 'close'). The client's connection, if any, is closed.
+   * Stops the session where it stands (the client's connection is closed, so no input arrives) and
+   * returns its continuation. The session stays here until handedOver(); if the hand-over does not
+   * happen, it waits for its client to resume as after any break.
    */
-  surrender(to: string): Continuation {
-    const conn = this.detach();
-    conn?.endWith(encode.refused({ code: ErrorCodes.SESSION_MOVED, message: `session moved to ${to}` }));
+  freeze(): Continuation {
+    this.detach()?.close();
     const state = this.streamState();
     const cp = this.#checkpoint;
-    const continuation: Continuation = {
+    return {
       sessionId: Buffer.from(this.sessionId, 'hex'),
       epoch: this.epoch + 1,
       snapshot: cp.snapshot,
@@ -145,9 +145,17 @@ export class ServerSession extends SessionStream {
       output: Buffer.concat(state.output),
       finQueued: state.finQueued,
     };
+  }
+
+  /** The continuation went to `to`: the session is gone from here (the application sees 'migrated', then 'close'). */
+  handedOver(to: string): void {
     this.emit('migrated', { to });
     this.destroy();
-    return continuation;
+  }
+
+  /** A frozen session that was not handed over carries on here. */
+  thaw(): void {
+    if (!this.connection && !this.destroyed) this.onDetached();
   }
 
   /** Attaches the connection that opened or resumed this session. */

@@ -1,7 +1,7 @@
 import { EventEmitter, once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import { type Continuation, encodeContinuation } from '../continuation/continuation.ts';
+import { type Continuation, checkContinuation, encodeContinuation } from '../continuation/continuation.ts';
 import { createError, ErrorCodes, isLazarusError, type LazarusError } from '../wire/errors.ts';
 import { Connection, handshakeHandler } from './connection.ts';
 import {
@@ -219,10 +219,25 @@ export class SessionServer extends EventEmitter implements SessionHost {
       const code = tomb?.code ?? ErrorCodes.UNKNOWN_SESSION;
       return { kind: 'refused', code, message: `session ${hex} is not here`, redirect: tomb?.movedTo ?? '' };
     }
-    // Tombstone first: from this moment a late resume here is redirected to the new owner.
+    let body: Buffer;
+    try {
+      // Checked here, before anything is given up: a continuation the new owner would reject must
+      // not cost the session.
+      body = encodeContinuation(checkContinuation(session.freeze()));
+    } catch (err) {
+      session.thaw();
+      const code = isLazarusError(err) ? err.code : ErrorCodes.MIGRATION_FAILED;
+      return {
+        kind: 'refused',
+        code,
+        message: `cannot hand over session ${hex}: ${(err as Error).message}`,
+        redirect: '',
+      };
+    }
+    // From this moment a late resume here is redirected to the new owner.
     this.#sessions.delete(hex);
     this.#tombstone(hex, { code: ErrorCodes.SESSION_MOVED, movedTo: newOwner });
-    const body = encodeContinuation(session.surrender(newOwner));
+    session.handedOver(newOwner);
     this.emit('migrated', hex, newOwner);
     return { kind: 'continuation', body };
   }

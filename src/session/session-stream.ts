@@ -73,6 +73,8 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
   #conn: Connection | undefined;
   /** The callback of a write held back by backpressure. */
   #pendingWrite: ((err?: Error | null) => void) | undefined;
+  /** Bytes of that write: already in the send buffer, still counted by writableLength. */
+  #pendingBytes = 0;
   #ackTimer: NodeJS.Timeout | undefined;
   #readPaused = false;
   /** Input held back until the application checkpoints (its log is over budget). */
@@ -367,7 +369,7 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
 
   /** Output offset including writes still queued in the Writable: what the application has produced. */
   protected get producedOffset(): number {
-    return this.#send.end + this.writableLength;
+    return this.#send.end + this.writableLength - this.#pendingBytes;
   }
 
   // ---- net.Socket surface ----
@@ -438,6 +440,7 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
       this.#ackSent = this.receivedOffset;
     }
     this.#pendingWrite = callback;
+    this.#pendingBytes = chunks.reduce((n, c) => n + c.length, 0);
     this.#releaseWrite();
   }
 
@@ -449,6 +452,7 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
     if (this.#send.held >= this.tuning.maxUnacked && !this.replayingOutput) return;
     if (this.#conn?.needsDrain) return;
     this.#pendingWrite = undefined;
+    this.#pendingBytes = 0;
     cb();
   }
 
