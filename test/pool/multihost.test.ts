@@ -62,9 +62,6 @@ const POLICY_INTERVAL = 50;
  * the 128 KiB: the migration fails with ERR_LZ_MIGRATION_FAILED. The throttle test escapes it only
  * because the origin sees the client leave and writes (and checkpoints) again before B's pull lands.
  */
-const HELD_WRITE_BUG =
-  'checkpoint() during backpressure overstates outputOffset (producedOffset double-counts the held write): the new owner rejects the continuation and the session is lost';
-
 interface MemberEvent {
   readonly kind: string;
   readonly [key: string]: unknown;
@@ -313,7 +310,6 @@ function checkMigration(rig: Rig, out: Outcome, policy: string, log: string): vo
 describe('session migration across hosts (network namespaces)', () => {
   test('client path to the origin cut mid-stream: the stall policy moves the session', {
     timeout: 50_000,
-    todo: HELD_WRITE_BUG,
   }, async (t) => {
     const reason = await skipReason(false);
     if (reason) {
