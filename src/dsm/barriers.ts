@@ -6,6 +6,8 @@ export interface Arrival {
   readonly node: number;
   readonly time: VectorTime;
   readonly intervals: readonly Interval[];
+  /** Pages (runs) the node wants pushed after the barrier. */
+  readonly want: Uint32Array;
 }
 
 /**

@@ -139,8 +139,7 @@ export class WorkerHost {
       case 'release':
         return p.release(req.lock, req.flush);
       case 'barrier':
-        await p.barrier(req.flush);
-        return p.fetch(pagesIn(req.prefetch));
+        return p.barrier(req.flush, pagesIn(req.prefetch));
       case 'done':
         done({ result: req.result, ms: req.ms });
         return;

@@ -14,6 +14,14 @@ export interface Interval {
   readonly runs: Uint32Array;
 }
 
+/** Calls `fn` for every page of (first, count) runs. */
+export function forEachPage(runs: Uint32Array, fn: (page: number) => void): void {
+  for (let r = 0; r + 1 < runs.length; r += 2) {
+    const end = runs[r]! + runs[r + 1]!;
+    for (let p = runs[r]!; p < end; p++) fn(p);
+  }
+}
+
 /** Sorts a page list and compresses it into (first, count) runs. */
 export function pageRuns(pages: Uint32Array): Uint32Array {
   const sorted = pages.slice().sort();

@@ -30,6 +30,7 @@ export const MsgType = {
   LOCK_GRANT: 0x56,
   BARRIER_ARRIVE: 0x57,
   BARRIER_RELEASE: 0x58,
+  PAGE_PUSH: 0x59,
 } as const;
 
 export const DSM_FRAME_TYPES: ReadonlySet<number> = new Set(Object.values(MsgType));
@@ -87,8 +88,22 @@ export type ProtocolMessage =
   | { type: 'lock-req'; lock: number; node: number; time: VectorTime }
   | { type: 'lock-fwd'; lock: number; node: number; time: VectorTime }
   | { type: 'lock-grant'; lock: number; intervals: readonly Interval[] }
-  | { type: 'barrier-arrive'; episode: number; time: VectorTime; intervals: readonly Interval[] }
-  | { type: 'barrier-release'; episode: number; intervals: readonly Interval[] };
+  /** `want`: (first, count) runs of pages the node will read right after the barrier. */
+  | {
+      type: 'barrier-arrive';
+      episode: number;
+      time: VectorTime;
+      intervals: readonly Interval[];
+      want: Uint32Array;
+    }
+  /** `serve`: pages of this node's that others want after the barrier, to push to them. */
+  | { type: 'barrier-release'; episode: number; intervals: readonly Interval[]; serve: readonly PushOrder[] }
+  | { type: 'page-push'; episode: number; pages: readonly PageData[] };
+
+export interface PushOrder {
+  readonly node: number;
+  readonly runs: Uint32Array;
+}
 
 export type DsmMessage = HandshakeMessage | ControlMessage | ProtocolMessage;
 
@@ -144,10 +159,14 @@ export function encodeMessage(msg: DsmMessage): Buffer {
     case 'lock-grant':
       return encodeFrame(MsgType.LOCK_GRANT, writeIntervals(w.u32(msg.lock), msg.intervals).finish());
     case 'barrier-arrive':
-      writeIntervals(writeTime(w.u32(msg.episode), msg.time), msg.intervals);
+      writeRuns(writeIntervals(writeTime(w.u32(msg.episode), msg.time), msg.intervals), msg.want);
       return encodeFrame(MsgType.BARRIER_ARRIVE, w.finish());
     case 'barrier-release':
-      return encodeFrame(MsgType.BARRIER_RELEASE, writeIntervals(w.u32(msg.episode), msg.intervals).finish());
+      writeIntervals(w.u32(msg.episode), msg.intervals).u32(msg.serve.length);
+      for (const order of msg.serve) writeRuns(w.u16(order.node), order.runs);
+      return encodeFrame(MsgType.BARRIER_RELEASE, w.finish());
+    case 'page-push':
+      return encodeFrame(MsgType.PAGE_PUSH, writePages(w.u32(msg.episode), msg.pages).finish());
   }
 }
 
@@ -232,11 +251,18 @@ function decodeBody(type: number, r: FieldReader): DsmMessage {
     case MsgType.BARRIER_ARRIVE: {
       const episode = r.u32();
       const time = readTime(r);
-      return { type: 'barrier-arrive', episode, time, intervals: readIntervals(r) };
+      const intervals = readIntervals(r);
+      return { type: 'barrier-arrive', episode, time, intervals, want: readRuns(r) };
     }
     case MsgType.BARRIER_RELEASE: {
       const episode = r.u32();
-      return { type: 'barrier-release', episode, intervals: readIntervals(r) };
+      const intervals = readIntervals(r);
+      const serve = readCount(r.u32(), 6, () => ({ node: r.u16(), runs: readRuns(r) }));
+      return { type: 'barrier-release', episode, intervals, serve };
+    }
+    case MsgType.PAGE_PUSH: {
+      const episode = r.u32();
+      return { type: 'page-push', episode, pages: readPages(r) };
     }
     default:
       throw createError(ErrorCodes.UNKNOWN_FRAME_TYPE, `unknown DSM frame type 0x${type.toString(16)}`);
@@ -248,16 +274,18 @@ function sizeHint(msg: DsmMessage): number {
   const intervals = (list: readonly Interval[]) => list.reduce((n, iv) => n + 10 + iv.runs.length * 4, 4);
   switch (msg.type) {
     case 'page-reply':
+    case 'page-push':
       return msg.pages.reduce((n, p) => n + 8 + p.data.length, 8);
     case 'diffs':
       return msg.diffs.reduce((n, p) => n + 8 + p.data.length, 8);
     case 'page-req':
       return 8 + msg.pages.length * 4;
     case 'lock-grant':
-    case 'barrier-release':
       return 4 + intervals(msg.intervals);
+    case 'barrier-release':
+      return 8 + intervals(msg.intervals) + msg.serve.reduce((n, o) => n + 6 + o.runs.length * 4, 0);
     case 'barrier-arrive':
-      return 6 + msg.time.length * 4 + intervals(msg.intervals);
+      return 10 + msg.time.length * 4 + intervals(msg.intervals) + msg.want.length * 4;
     default:
       return 64;
   }
@@ -288,12 +316,7 @@ function readTime(r: FieldReader): VectorTime {
 
 function writeIntervals(w: FieldWriter, intervals: readonly Interval[]): FieldWriter {
   w.u32(intervals.length);
-  for (const iv of intervals) {
-    w.u16(iv.node)
-      .u32(iv.seq)
-      .u32(iv.runs.length / 2);
-    for (const v of iv.runs) w.u32(v);
-  }
+  for (const iv of intervals) writeRuns(w.u16(iv.node).u32(iv.seq), iv.runs);
   return w;
 }
 
@@ -301,8 +324,19 @@ function readIntervals(r: FieldReader): Interval[] {
   return readCount(r.u32(), 10, () => {
     const node = r.u16();
     const seq = r.u32();
-    return { node, seq, runs: Uint32Array.from(readCount(r.u32(), 8, () => [r.u32(), r.u32()]).flat()) };
+    return { node, seq, runs: readRuns(r) };
   });
+}
+
+/** Page runs: u32 number of runs, then (first, count) u32 pairs. */
+function writeRuns(w: FieldWriter, runs: Uint32Array): FieldWriter {
+  w.u32(runs.length / 2);
+  for (const v of runs) w.u32(v);
+  return w;
+}
+
+function readRuns(r: FieldReader): Uint32Array {
+  return Uint32Array.from(readCount(r.u32(), 8, () => [r.u32(), r.u32()]).flat());
 }
 
 /**

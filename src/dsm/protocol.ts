@@ -1,9 +1,9 @@
-import { createError, ErrorCodes, type LazarusError } from '../wire/errors.ts';
-import { BarrierManager } from './barriers.ts';
+import { createError, ErrorCodes, isLazarusError, type LazarusError } from '../wire/errors.ts';
+import { type Arrival, BarrierManager } from './barriers.ts';
 import { applyDiff, validateDiff } from './diff.ts';
-import { type Interval, IntervalLog, pageRuns } from './intervals.ts';
+import { forEachPage, type Interval, IntervalLog, pageRuns } from './intervals.ts';
 import { LocalLocks, LockManager } from './locks.ts';
-import { MAX_BATCH_BYTES, type PageData, type ProtocolMessage } from './messages.ts';
+import { MAX_BATCH_BYTES, type PageData, type ProtocolMessage, type PushOrder } from './messages.ts';
 import { PageState, type PageTable } from './pages.ts';
 import { type DsmStats, emptyStats, publish } from './stats.ts';
 import type { VectorTime } from './vector-time.ts';
@@ -48,6 +48,14 @@ export interface DsmProtocolOptions {
 
 type Pending = { resolve: () => void; reject: (err: Error) => void };
 
+/** This node's barrier in progress: done once released and every wanted page has been pushed. */
+type PendingBarrier = Pending & {
+  readonly episode: number;
+  released: boolean;
+  readonly wanted: ReadonlySet<number>;
+  readonly pushed: Map<number, Uint8Array>;
+};
+
 /**
  * Home-based lazy release consistency, one node's share, with no sockets, timers or threads:
  * messages come in through `receive`, go out through the Transport; the app side calls fetch /
@@ -70,7 +78,7 @@ export class DsmProtocol {
   /** Outstanding page fetches and diff batches, by request id, with the node that must answer. */
   readonly #requests = new Map<number, Pending & { from: number; pages?: ReadonlySet<number> }>();
   readonly #acquiring = new Map<number, Pending>();
-  #barrier: (Pending & { episode: number }) | undefined;
+  #barrier: PendingBarrier | undefined;
   #episode = 0;
   /** The vector time every node had after the last barrier; arrivals send what lies beyond it. */
   #barrierTime: VectorTime;
@@ -98,9 +106,9 @@ export class DsmProtocol {
     }
     const size = this.pages.pageSize;
     const waits: Promise<void>[] = [];
-    for (const [home, batches] of this.#batchByHome(
+    for (const [home, batches] of this.#batchByNode(
       [...wanted],
-      (p) => p,
+      (p) => this.pages.homes[p]!,
       () => size,
     )) {
       for (const batch of batches) {
@@ -127,9 +135,9 @@ export class DsmProtocol {
         throw createError(ErrorCodes.INVALID_ARGUMENT, `diff for home page ${d.page}`);
     }
     const changed = flush.diffs.filter((d) => d.data.length > 0);
-    const byHome = this.#batchByHome(
+    const byHome = this.#batchByNode(
       changed,
-      (d) => d.page,
+      (d) => this.pages.homes[d.page]!,
       (d) => d.data.length,
     );
     const waits: Promise<void>[] = [];
@@ -153,6 +161,7 @@ export class DsmProtocol {
     await this.closeInterval(flush);
     this.#locks.requested(lock);
     const started = performance.now();
+    this.#checkAlive();
     const granted = new Promise<void>((resolve, reject) => this.#acquiring.set(lock, { resolve, reject }));
     this.#send(lock % this.nodes, { type: 'lock-req', lock, node: this.me, time: this.log.time() });
     await granted;
@@ -171,20 +180,40 @@ export class DsmProtocol {
     publish({ node: this.me, event: 'release', lock });
   }
 
-  async barrier(flush: Flush): Promise<void> {
+  /**
+   * Waits for every node. `want` names pages the app will read right after: their homes push them
+   * when the barrier completes (one message instead of a request and a reply after it).
+   */
+  async barrier(flush: Flush, want: readonly number[] = []): Promise<void> {
     await this.closeInterval(flush);
     const episode = this.#episode;
+    const wanted = new Set<number>();
+    for (const p of want) {
+      this.pages.checkPage(p);
+      if (!this.pages.isHome(p)) wanted.add(p);
+    }
     const started = performance.now();
-    const released = new Promise<void>((resolve, reject) => {
-      this.#barrier = { episode, resolve, reject };
+    this.#checkAlive();
+    const pushed = new Map<number, Uint8Array>();
+    const done = new Promise<void>((resolve, reject) => {
+      this.#barrier = { episode, resolve, reject, released: false, wanted, pushed };
     });
     this.#send(BARRIER_MANAGER, {
       type: 'barrier-arrive',
       episode,
       time: this.log.time(),
       intervals: this.log.since(this.#barrierTime),
+      want: pageRuns(Uint32Array.from(wanted)),
     });
-    await released;
+    await done;
+    // The release's notices are learnt: a pushed page replaces only a copy they made stale.
+    for (const [page, data] of pushed) {
+      if (this.pages.state[page] === PageState.VALID) continue;
+      this.pages.page(page).set(data);
+      this.pages.state[page] = PageState.VALID;
+      this.stats.pageFetches++;
+      this.stats.pageFetchBytes += data.length;
+    }
     this.#episode++;
     this.#barrierTime = this.log.time();
     this.stats.barriers++;
@@ -283,31 +312,74 @@ export class DsmProtocol {
           throw createError(ErrorCodes.PROTOCOL, 'barrier arrival at a non-manager');
         this.#checkTime(msg.time);
         for (const iv of msg.intervals) this.#checkInterval(iv);
+        this.#checkRuns(msg.want);
         const all = this.#barrierManager.arrive(msg.episode, {
           node: from,
           time: msg.time,
           intervals: msg.intervals,
+          want: msg.want,
         });
         if (!all) return;
         // Every node, this one included, is blocked in the barrier: merging notices is safe now.
         this.#learn(all.flatMap((a) => a.intervals));
+        const orders = this.#pushOrders(all);
         for (const a of all) {
           this.#sendLogged(a.node, {
             type: 'barrier-release',
             episode: msg.episode,
             intervals: this.log.since(a.time),
+            serve: orders.get(a.node) ?? [],
           });
         }
         return;
       }
       case 'barrier-release': {
         const pending = this.#barrier;
-        if (from !== BARRIER_MANAGER || !pending || pending.episode !== msg.episode) {
+        if (from !== BARRIER_MANAGER || !pending || pending.episode !== msg.episode || pending.released) {
           throw createError(ErrorCodes.PROTOCOL, `unexpected release of barrier ${msg.episode}`);
         }
+        for (const order of msg.serve) {
+          this.#checkNode(order.node);
+          this.#checkRuns(order.runs);
+          forEachPage(order.runs, (p) => this.#checkHomePage(p));
+        }
         this.#learn(msg.intervals);
-        this.#barrier = undefined;
-        pending.resolve();
+        // Pushed now, before this node's app can resume and write: the pages are as of the barrier.
+        for (const order of msg.serve) {
+          const pages: PageData[] = [];
+          forEachPage(order.runs, (page) => pages.push({ page, data: this.pages.page(page) }));
+          const batches =
+            this.#batchByNode(
+              pages,
+              () => order.node,
+              (d) => d.data.length,
+            ).get(order.node) ?? [];
+          for (const batch of batches) {
+            this.stats.pagesServed += batch.length;
+            this.#send(order.node, { type: 'page-push', episode: msg.episode, pages: batch });
+          }
+        }
+        pending.released = true;
+        this.#settleBarrier(pending);
+        return;
+      }
+      case 'page-push': {
+        const pending = this.#barrier;
+        if (!pending || pending.episode !== msg.episode) {
+          throw createError(ErrorCodes.PROTOCOL, `unexpected page push for barrier ${msg.episode}`);
+        }
+        for (const { page, data } of msg.pages) {
+          if (
+            !pending.wanted.has(page) ||
+            pending.pushed.has(page) ||
+            this.pages.homes[page] !== from ||
+            data.length !== this.pages.pageSize
+          ) {
+            throw createError(ErrorCodes.DSM_OUT_OF_RANGE, `page push from node ${from}: bad page ${page}`);
+          }
+        }
+        for (const { page, data } of msg.pages) pending.pushed.set(page, data.slice());
+        this.#settleBarrier(pending);
         return;
       }
     }
@@ -329,15 +401,15 @@ export class DsmProtocol {
     return this.#failure;
   }
 
-  /** Groups items by the home of their page, in batches of at most MAX_BATCH_BYTES (at least one item). */
-  #batchByHome<T>(
+  /** Groups items by destination node, in batches of at most MAX_BATCH_BYTES (at least one item). */
+  #batchByNode<T>(
     items: readonly T[],
-    pageOf: (item: T) => number,
+    nodeOf: (item: T) => number,
     sizeOf: (item: T) => number,
   ): Map<number, T[][]> {
     const byHome = new Map<number, { batches: T[][]; bytes: number }>();
     for (const item of items) {
-      const home = this.pages.homes[pageOf(item)]!;
+      const home = nodeOf(item);
       const entry = byHome.get(home) ?? { batches: [[]], bytes: 0 };
       byHome.set(home, entry);
       if (entry.bytes + sizeOf(item) > MAX_BATCH_BYTES && entry.bytes > 0) {
@@ -348,6 +420,34 @@ export class DsmProtocol {
       entry.bytes += sizeOf(item);
     }
     return new Map([...byHome].map(([home, e]) => [home, e.batches]));
+  }
+
+  #settleBarrier(pending: PendingBarrier): void {
+    if (!pending.released || pending.pushed.size < pending.wanted.size) return;
+    this.#barrier = undefined;
+    pending.resolve();
+  }
+
+  /** For each home, the pages each node wants from it after the barrier. */
+  #pushOrders(arrivals: readonly Arrival[]): Map<number, PushOrder[]> {
+    const byHome = new Map<number, Map<number, number[]>>();
+    for (const a of arrivals) {
+      forEachPage(a.want, (p) => {
+        const home = this.pages.homes[p]!;
+        if (home === a.node) return;
+        const forHome = byHome.get(home) ?? new Map<number, number[]>();
+        byHome.set(home, forHome);
+        const pages = forHome.get(a.node) ?? [];
+        forHome.set(a.node, pages);
+        pages.push(p);
+      });
+    }
+    return new Map(
+      [...byHome].map(([home, m]) => [
+        home,
+        [...m].map(([node, pages]) => ({ node, runs: pageRuns(Uint32Array.from(pages)) })),
+      ]),
+    );
   }
 
   #grant(lock: number, to: number, time: VectorTime): void {
@@ -420,6 +520,7 @@ export class DsmProtocol {
   }
 
   #expect(req: number, from: number, pages?: ReadonlySet<number>): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
     return new Promise((resolve, reject) => {
       this.#requests.set(req, pages ? { resolve, reject, from, pages } : { resolve, reject, from });
     });
@@ -443,7 +544,12 @@ export class DsmProtocol {
   #send(to: number, msg: ProtocolMessage): void {
     if (to !== this.me) {
       this.stats.messagesSent++;
-      this.#transport.send(to, msg);
+      try {
+        this.#transport.send(to, msg);
+      } catch (err) {
+        // A node that cannot reach a peer cannot go on: every waiting operation fails with it.
+        this.fail(isLazarusError(err) ? err : createError(ErrorCodes.DSM_PEER_LOST, String(err), err));
+      }
       return;
     }
     // Local delivery is deferred like a network message, so handlers never re-enter each other.

@@ -25,6 +25,7 @@ const PROTOCOL_TYPES: ReadonlySet<string> = new Set([
   'lock-grant',
   'barrier-arrive',
   'barrier-release',
+  'page-push',
 ]);
 
 export function isProtocolMessage(msg: DsmMessage): msg is ProtocolMessage {

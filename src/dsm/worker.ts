@@ -23,6 +23,7 @@ try {
 } catch (err) {
   const code = isLazarusError(err) ? err.code : 'ERR_LZ_DSM_APP_FAILED';
   const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
-  init.port.postMessage({ op: 'failed', code, message });
+  // Waits for the main thread to take the failure, so it is reported before this thread exits.
+  caller.call({ op: 'failed', code, message });
 }
 init.port.close();

@@ -43,4 +43,15 @@ describe('dsm apps loaded from a module path', () => {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
   });
+
+  test('an app that throws on one node fails the run with DSM_APP_FAILED and its message', async () => {
+    const failing = fileURLToPath(new URL('./fixtures/failing-app.ts', import.meta.url));
+    for (const nodes of [1, 3]) {
+      await assert.rejects(runApp({ app: failing, nodes }), (err: LazarusError) => {
+        assert.equal(err.code, ErrorCodes.DSM_APP_FAILED);
+        assert.match(err.message, /deliberate failure in the app/);
+        return true;
+      });
+    }
+  });
 });

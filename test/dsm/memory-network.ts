@@ -12,6 +12,8 @@ import type { LazarusError } from '../../src/wire/errors.ts';
 export class MemoryNetwork {
   readonly nodes: TestNode[];
   readonly errors: { node: number; err: LazarusError }[] = [];
+  /** Messages sent, by type. */
+  readonly sent = new Map<string, number>();
   readonly #links = new Map<string, { from: number; to: number; queue: Buffer[] }>();
   #seed: number;
 
@@ -36,6 +38,7 @@ export class MemoryNetwork {
       this.#links.set(key, link);
     }
     link.queue.push(encodeMessage(msg));
+    this.sent.set(msg.type, (this.sent.get(msg.type) ?? 0) + 1);
   }
 
   #random(n: number): number {
@@ -115,7 +118,13 @@ export class TestNode {
     return this.protocol.release(lock, this.tracker.flush());
   }
 
-  barrier(): Promise<void> {
-    return this.protocol.barrier(this.tracker.flush());
+  /** A barrier after which `want` is readable (pushed by the homes). */
+  barrier(...want: ArrayBufferView[]): Promise<void> {
+    const pages: number[] = [];
+    for (const view of want) {
+      const { first, last } = this.pages.pagesOf(view.byteOffset, view.byteLength);
+      for (let p = first; p <= last; p++) pages.push(p);
+    }
+    return this.protocol.barrier(this.tracker.flush(), pages);
   }
 }

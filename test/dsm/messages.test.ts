@@ -17,10 +17,11 @@ const u32 = fc.integer({ min: 0, max: 0xffffffff });
 const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n }).map((b) => Buffer.from(b));
 const vt = fc.array(u32, { maxLength: 8 }).map((a) => Uint32Array.from(a));
 const pageData = fc.record({ page: u32, data: fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)) });
+const runs = fc.array(fc.tuple(u32, u32), { maxLength: 6 }).map((a) => Uint32Array.from(a.flat()));
 const interval = fc.record({
   node: u16,
   seq: u32,
-  runs: fc.array(fc.tuple(u32, u32), { maxLength: 6 }).map((a) => Uint32Array.from(a.flat())),
+  runs,
 });
 const text = fc.string({ maxLength: 40 });
 
@@ -57,12 +58,15 @@ const messageArb: fc.Arbitrary<DsmMessage> = fc.oneof(
     episode: u32,
     time: vt,
     intervals: fc.array(interval, { maxLength: 4 }),
+    want: runs,
   }),
   fc.record({
     type: fc.constant('barrier-release'),
     episode: u32,
     intervals: fc.array(interval, { maxLength: 4 }),
+    serve: fc.array(fc.record({ node: u16, runs }), { maxLength: 3 }),
   }),
+  fc.record({ type: fc.constant('page-push'), episode: u32, pages: fc.array(pageData, { maxLength: 4 }) }),
 );
 
 /** Decodes a stream of frames the way the mesh does. */

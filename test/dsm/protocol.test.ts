@@ -7,6 +7,7 @@ import { ErrorCodes, LazarusError } from '../../src/wire/errors.ts';
 import { MemoryNetwork } from './memory-network.ts';
 
 const PAGE = 256;
+const NONE = new Uint32Array();
 const code = (c: string) => (err: unknown) => err instanceof LazarusError && err.code === c;
 
 describe('HLRC protocol (in memory, random interleavings)', () => {
@@ -161,6 +162,37 @@ describe('HLRC protocol (in memory, random interleavings)', () => {
     // Each node fetches the other two nodes' 4 pages after each of the 3 writes, never its own.
     for (const s of stats) assert.equal(s.pageFetches, 12);
   });
+
+  test('pages wanted after a barrier are pushed by their homes, current, with no request', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 2, max: 5 }), fc.nat(), async (n, seed) => {
+        const layout = planLayout(
+          [{ name: 'a', bytes: n * 2 * PAGE, placement: { kind: 'block' } }],
+          PAGE,
+          n,
+        );
+        const net = new MemoryNetwork(layout, n, seed);
+        const program = async (me: number) => {
+          const node = net.nodes[me]!;
+          const mine = node.f64(me * 2 * PAGE, (2 * PAGE) / 8);
+          const all = node.f64(0, (n * 2 * PAGE) / 8);
+          for (let step = 1; step <= 3; step++) {
+            await node.write(mine);
+            mine.fill(step * 100 + me);
+            await node.barrier(all);
+            // Readable without asking: every page is valid and current.
+            assert.ok(node.pages.state.every((s) => s === PageState.VALID));
+            for (let k = 0; k < n; k++) assert.equal(all[k * 64 + 1], step * 100 + k);
+            await node.barrier();
+          }
+        };
+        await net.run(Promise.all(Array.from({ length: n }, (_, me) => program(me))));
+        assert.equal(net.sent.get('page-req') ?? 0, 0);
+        assert.ok((net.sent.get('page-push') ?? 0) > 0);
+      }),
+      { numRuns: 20 },
+    );
+  });
 });
 
 describe('HLRC protocol: bad input', () => {
@@ -241,27 +273,79 @@ describe('HLRC protocol: bad input', () => {
           episode: 0,
           time: new Uint32Array(2),
           intervals: [{ node: 1, seq: 1, runs: Uint32Array.of(2, 3) }],
+          want: new Uint32Array(),
         }),
       code(ErrorCodes.DSM_OUT_OF_RANGE),
     );
     assert.throws(
-      () => p.receive(1, { type: 'barrier-arrive', episode: 3, time: new Uint32Array(2), intervals: [] }),
+      () =>
+        p.receive(1, {
+          type: 'barrier-arrive',
+          episode: 3,
+          time: new Uint32Array(2),
+          intervals: [],
+          want: NONE,
+        }),
       code(ErrorCodes.PROTOCOL),
     );
     for (const runs of [Uint32Array.of(0, 0), Uint32Array.of(0xffffffff, 2), Uint32Array.of(1)]) {
       const intervals = [{ node: 1, seq: 1, runs }];
       assert.throws(
-        () => p.receive(1, { type: 'barrier-arrive', episode: 0, time: new Uint32Array(2), intervals }),
+        () =>
+          p.receive(1, {
+            type: 'barrier-arrive',
+            episode: 0,
+            time: new Uint32Array(2),
+            intervals,
+            want: NONE,
+          }),
         (err) => err instanceof LazarusError && err.code.startsWith('ERR_LZ_'),
       );
     }
+    // Wanting pages outside the space after a barrier.
     assert.throws(
-      () => p.receive(1, { type: 'barrier-release', episode: 0, intervals: [] }),
+      () =>
+        p.receive(1, {
+          type: 'barrier-arrive',
+          episode: 0,
+          time: new Uint32Array(2),
+          intervals: [],
+          want: Uint32Array.of(3, 9),
+        }),
+      code(ErrorCodes.DSM_OUT_OF_RANGE),
+    );
+    assert.throws(
+      () => p.receive(1, { type: 'barrier-release', episode: 0, intervals: [], serve: [] }),
+      code(ErrorCodes.PROTOCOL),
+    );
+    assert.throws(
+      () => p.receive(1, { type: 'page-push', episode: 0, pages: [{ page: 2, data: Buffer.alloc(PAGE) }] }),
       code(ErrorCodes.PROTOCOL),
     );
     assert.deepEqual(p.pages.data, before);
     assert.deepEqual(sent, []);
     assert.deepEqual([...p.log.time()], [0, 0]);
+  });
+
+  test('pushes of pages not wanted, from a non-home or of the wrong size are refused', async () => {
+    const { p } = make();
+    const done = p.barrier({ pages: new Uint32Array(), diffs: [] }, [2]);
+    await new Promise((r) => setImmediate(r));
+    const push = (from: number, page: number, size: number) => () =>
+      p.receive(from, { type: 'page-push', episode: 0, pages: [{ page, data: Buffer.alloc(size, 5) }] });
+    assert.throws(push(1, 3, PAGE), code(ErrorCodes.DSM_OUT_OF_RANGE));
+    assert.throws(push(1, 2, 12), code(ErrorCodes.DSM_OUT_OF_RANGE));
+    assert.throws(push(0, 2, PAGE), code(ErrorCodes.DSM_OUT_OF_RANGE));
+    assert.throws(
+      () => p.receive(1, { type: 'page-push', episode: 7, pages: [] }),
+      code(ErrorCodes.PROTOCOL),
+    );
+    assert.equal(p.pages.state[2], PageState.INVALID);
+    push(1, 2, PAGE)();
+    p.receive(1, { type: 'barrier-arrive', episode: 0, time: new Uint32Array(2), intervals: [], want: NONE });
+    await done;
+    assert.equal(p.pages.state[2], PageState.VALID);
+    assert.equal(p.pages.page(2)[0], 5);
   });
 
   test('a page reply with a wrong page or size is refused and leaves the page invalid', async () => {
