@@ -4,7 +4,12 @@
  */
 import { parseArgs } from 'node:util';
 import { createPool, type Member } from '../src/pool/index.ts';
-import { createServer, type SessionHandler, type SessionServer } from '../src/session/index.ts';
+import {
+  createServer,
+  type ServerOptions,
+  type SessionHandler,
+  type SessionServer,
+} from '../src/session/index.ts';
 
 /** The example pools' shared secret; a real pool reads it from its configuration. */
 export const EXAMPLE_SECRET = 'lazarus-examples-pool-secret';
@@ -38,7 +43,8 @@ export interface RunningPool {
 export interface StartOptions {
   /** Start only these members (default: all). */
   readonly only?: readonly string[];
-  readonly logBudget?: number;
+  /** Server options beyond the pool (logBudget, allowHalfOpen...). */
+  readonly server?: Omit<ServerOptions, 'pool'>;
 }
 
 export async function startPool(
@@ -50,10 +56,7 @@ export async function startPool(
   for (const m of members) {
     if (options.only && !options.only.includes(m.id)) continue;
     const pool = createPool({ self: m.id, members, secret: EXAMPLE_SECRET });
-    const server = createServer(
-      options.logBudget === undefined ? { pool } : { pool, logBudget: options.logBudget },
-      handler,
-    );
+    const server = createServer({ ...options.server, pool }, handler);
     await server.listen();
     servers.push(server);
   }
@@ -73,12 +76,17 @@ export async function serveFromCommandLine(
   name: string,
   defaultBase: number,
   handler: SessionHandler,
+  server: Omit<ServerOptions, 'pool'> = {},
 ): Promise<void> {
   const { values } = parseArgs({
     options: { member: { type: 'string', multiple: true }, 'base-port': { type: 'string' } },
   });
   const members = localMembers(Number(values['base-port'] ?? defaultBase));
-  const running = await startPool(members, handler, values.member ? { only: values.member } : {});
+  const running = await startPool(
+    members,
+    handler,
+    values.member ? { only: values.member, server } : { server },
+  );
   for (const server of running.servers) {
     const id = server.serverId;
     server.on('session', (s: { sessionId: string }) =>
