@@ -23,3 +23,17 @@ export function describeMachine(): Machine {
 export function machineLine(m: Machine = describeMachine()): string {
   return `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, Node ${m.node}, ${m.os}`;
 }
+
+/**
+ * The 1, 5 and 15 minute load averages, rounded: on a shared machine, figures taken while other
+ * work runs (load above the core count) are slower and noisier than the code deserves.
+ */
+export function loadAverage(): readonly [number, number, number] {
+  const [one = 0, five = 0, fifteen = 0] = os.loadavg().map((l) => Math.round(l * 100) / 100);
+  return [one, five, fifteen];
+}
+
+export function loadLine(): string {
+  const [one, five, fifteen] = loadAverage();
+  return `load average ${one} ${five} ${fifteen} on ${os.cpus().length} cores`;
+}

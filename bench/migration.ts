@@ -1,0 +1,476 @@
+/**
+ * Migration latency: from the trigger (client.migrate()) to the first byte the new server sends,
+ * for handler snapshots of 0 B, 1 KiB, 64 KiB and 1 MiB, against the floor measured in the same run:
+ * a fresh TCP connect plus one round trip (raw net.Socket, 1 byte echoed) to the same server process.
+ *
+ * Three pool members run in three child processes (each its own event loop); the client is this
+ * process. One session per snapshot size moves round the pool (a -> b -> c -> a ...). Each cycle:
+ *   1. the client sends 64 B and the handler echoes them (not checkpointed, so every continuation
+ *      carries a 64 B input log and 64 B of output to replay and compare);
+ *   2. migrate(next) is called (t0); the new server pulls the continuation, restores the snapshot,
+ *      replays the 64 B; once replay is done the handler writes one byte ("hello") and checkpoints
+ *      (after the byte is on its way, so the checkpoint is not in the measured path);
+ *   3. the client receives the hello byte (t1): latency = t1 - t0;
+ *   4. one floor sample to the same server process: connect, write 1 byte, read it back.
+ * Migrations and floor samples alternate, so machine noise hits both alike.
+ *
+ * Breakdown, from timestamps on the system-wide monotonic clock taken in the client and the servers
+ * without touching src/: the client's TCP socket (diagnostics channel net.client.socket), the new
+ * server's accepted socket (net.server.socket), a SessionPool wrapper around the real Pool (pull
+ * start and end), the server's 'adopted' event, the handler, and a wrapper around the origin's
+ * surrender (freeze and encode). Phases:
+ *   connect   migrate() called -> TCP connected (client)
+ *   hello     connected -> SERVER_HELLO received (client)
+ *   auth      SERVER_HELLO received -> pull started (client proof, RESUME, ticket and proof checked)
+ *   pull      pull started -> continuation decoded (peer round trip; origin surrender is part of it)
+ *   restore   continuation decoded -> handler called (session rebuilt, snapshot deserialized, RESUMED sent)
+ *   replay    handler called -> first live byte handed to write() (64 B input replayed, output compared)
+ *   deliver   write() called -> byte received by the client (framing, socket write, loopback, client read)
+ * Each phase column is that phase's own median, so the columns need not add up to the total's median.
+ *
+ *   npx tsx bench/migration.ts [--count 400] [--quick]
+ */
+import type { ChildProcess } from 'node:child_process';
+import diagnostics_channel from 'node:diagnostics_channel';
+import { once } from 'node:events';
+import net from 'node:net';
+import { parseArgs } from 'node:util';
+import type { Continuation } from '../src/continuation/continuation.ts';
+import { createPool, type Member } from '../src/pool/index.ts';
+import {
+  type ClientSession,
+  connect,
+  createServer,
+  type ServerSession,
+  type SessionPool,
+  type SessionServer,
+} from '../src/session/index.ts';
+import { nextMessage, request, serveCommands, spawnTsx, stopChild } from './lib/child.ts';
+import { loadAverage, loadLine, machineLine } from './lib/machine.ts';
+import { BENCH_POOL_SECRET, loopbackMembers, monoUs } from './lib/pool.ts';
+import { emitResult, textTable } from './lib/report.ts';
+import { median, percentile, round, sorted } from './lib/stats.ts';
+
+const SIZES = [
+  { label: '0', bytes: 0 },
+  { label: '1k', bytes: 1024 },
+  { label: '64k', bytes: 64 * 1024 },
+  { label: '1m', bytes: 1024 * 1024 },
+] as const;
+type SizeLabel = (typeof SIZES)[number]['label'];
+
+const ECHO_BYTES = 64;
+const HELLO = 0x48;
+const IDS = ['a', 'b', 'c'] as const;
+
+const { values: flags } = parseArgs({
+  options: {
+    count: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    role: { type: 'string' },
+    id: { type: 'string' },
+    members: { type: 'string' },
+  },
+});
+const count = Number(flags.count ?? (flags.quick ? 60 : 400));
+const warmup = flags.quick ? 20 : 60;
+
+/** What a new owner saw of one incoming migration, by session epoch. */
+interface ArrivalMarks {
+  readonly epoch: number;
+  readonly resumeRx: number | undefined;
+  readonly pullStart: number;
+  readonly pullEnd: number;
+  readonly adopted: number;
+  readonly handler: number;
+  readonly helloWritten: number;
+}
+
+/** What the origin saw: the surrender (freeze + encode) of the session, with the epoch it handed over. */
+interface SurrenderMarks {
+  readonly epoch: number;
+  readonly start: number;
+  readonly end: number;
+  readonly bytes: number;
+}
+
+interface ServerMarks {
+  readonly arrivals: ArrivalMarks[];
+  readonly surrenders: SurrenderMarks[];
+}
+
+interface Ready {
+  readonly rawPort: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child: one pool member, plus a raw echo listener for the floor.
+
+async function serve(id: string, members: readonly Member[]): Promise<void> {
+  const marks: ServerMarks = { arrivals: [], surrenders: [] };
+  // When each accepted connection delivered its first bytes (the RESUME frame), by client port.
+  const firstData = new Map<number, number>();
+  diagnostics_channel.subscribe('net.server.socket', (message) => {
+    const socket = (message as { socket: net.Socket }).socket;
+    const port = socket.remotePort;
+    if (port === undefined) return;
+    socket.once('data', () => firstData.set(port, monoUs()));
+    socket.once('close', () => setTimeout(() => firstData.delete(port), 5000).unref());
+  });
+
+  const real = createPool({ self: id, members, secret: BENCH_POOL_SECRET });
+  const pulls = new Map<string, { start: number; end: number }>();
+  const adopted = new Map<string, number>();
+  // The seam SessionServer offers: a SessionPool that times the pull and the origin's surrender.
+  const pool: SessionPool = {
+    selfId: real.selfId,
+    secret: real.secret,
+    self: real.self,
+    members: () => real.members(),
+    pull: async (sessionId: Buffer, ownerHint: string): Promise<Continuation> => {
+      const start = monoUs();
+      const continuation = await real.pull(sessionId, ownerHint);
+      pulls.set(sessionId.toString('hex'), { start, end: monoUs() });
+      return continuation;
+    },
+    start: (server: SessionServer) => real.start(timedSurrender(server, marks.surrenders)),
+    close: () => real.close(),
+  };
+
+  const server = createServer({ pool }, (session: ServerSession) => handle(session));
+  server.on('adopted', (hex: string) => adopted.set(hex, monoUs()));
+  server.on('sessionError', () => {});
+
+  function handle(session: ServerSession): void {
+    const handler = monoUs();
+    let state = session.restoredState as Buffer | undefined;
+    const restored = state !== undefined;
+    let helloSent = !restored;
+    let setup = Buffer.alloc(0);
+    const sayHello = () => {
+      helloSent = true;
+      const helloWritten = monoUs();
+      session.write(Buffer.of(HELLO));
+      // After the byte is written: the next migration starts from here with empty logs.
+      session.checkpoint(state);
+      const hex = session.sessionId;
+      const pull = pulls.get(hex);
+      marks.arrivals.push({
+        epoch: session.epoch,
+        resumeRx: session.remotePort === undefined ? undefined : firstData.get(session.remotePort),
+        pullStart: pull?.start ?? Number.NaN,
+        pullEnd: pull?.end ?? Number.NaN,
+        adopted: adopted.get(hex) ?? Number.NaN,
+        handler,
+        helloWritten,
+      });
+    };
+    session.on('data', (chunk: Buffer) => {
+      if (state === undefined) {
+        // A new session: its first 4 bytes say how large a snapshot to keep.
+        setup = Buffer.concat([setup, chunk]);
+        if (setup.length < 4) return;
+        state = Buffer.alloc(setup.readUInt32BE(0), 0x33);
+        session.write(Buffer.of(HELLO));
+        session.checkpoint(state);
+        return;
+      }
+      session.write(chunk);
+      if (!helloSent && !session.replaying) sayHello();
+    });
+    session.on('end', () => session.end());
+    session.on('error', () => {});
+    if (!helloSent && !session.replaying) sayHello();
+  }
+
+  const raw = net.createServer((socket) => {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => socket.write(chunk));
+    socket.on('error', () => {});
+  });
+  raw.listen(0, '127.0.0.1');
+  await once(raw, 'listening');
+  await server.listen();
+  serveCommands((command) => {
+    if ((command as { op?: string }).op !== 'marks') throw new Error('unknown command');
+    const out: ServerMarks = { arrivals: marks.arrivals.splice(0), surrenders: marks.surrenders.splice(0) };
+    return out;
+  });
+  const ready: Ready = { rawPort: (raw.address() as net.AddressInfo).port };
+  process.send?.(ready);
+}
+
+/** The server as the pool sees it, with surrender() timed. Methods are bound to the real server. */
+function timedSurrender(server: SessionServer, into: SurrenderMarks[]): SessionServer {
+  return new Proxy(server, {
+    get(target, prop) {
+      if (prop === 'surrender') {
+        return (sessionId: Buffer, newOwner: string) => {
+          const epoch = (target.sessions.get(sessionId.toString('hex'))?.epoch ?? -2) + 1;
+          const start = monoUs();
+          const result = target.surrender(sessionId, newOwner);
+          const bytes = result.kind === 'continuation' ? result.body.length : 0;
+          into.push({ epoch, start, end: monoUs(), bytes });
+          return result;
+        };
+      }
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent: the client.
+
+/** Client-side marks of the socket the session dials next (published by net.connect). */
+interface DialMarks {
+  connected: number;
+  helloRx: number;
+}
+let nextDial: DialMarks | undefined;
+diagnostics_channel.subscribe('net.client.socket', (message) => {
+  const marks = nextDial;
+  if (!marks) return;
+  nextDial = undefined;
+  const socket = (message as { socket: net.Socket }).socket;
+  socket.once('connect', () => {
+    marks.connected = monoUs();
+  });
+  socket.once('data', () => {
+    marks.helloRx = monoUs();
+  });
+});
+
+/** Reads a session's stream as the cycle expects it: one hello byte, or the 64 B echo. */
+class Reader {
+  #want = 0;
+  #got: Buffer[] = [];
+  #have = 0;
+  #done: ((data: Buffer) => void) | undefined;
+
+  constructor(session: ClientSession) {
+    session.on('data', (chunk: Buffer) => {
+      this.#got.push(chunk);
+      this.#have += chunk.length;
+      if (this.#have > this.#want) throw new Error(`unexpected ${this.#have - this.#want} extra bytes`);
+      if (this.#have === this.#want) {
+        const data = Buffer.concat(this.#got);
+        this.#got = [];
+        this.#have = 0;
+        this.#want = 0;
+        this.#done?.(data);
+      }
+    });
+  }
+
+  expect(n: number): Promise<Buffer> {
+    this.#want = n;
+    return new Promise((resolve) => {
+      this.#done = resolve;
+    });
+  }
+}
+
+interface Sample {
+  readonly epoch: number;
+  readonly total: number;
+  readonly connect: number;
+  readonly hello: number;
+  readonly t0: number;
+  readonly t1: number;
+}
+
+/** One floor sample: fresh TCP connect plus one 1-byte round trip; microseconds. */
+async function floorSample(port: number): Promise<number> {
+  const t0 = monoUs();
+  const socket = net.connect({ port, host: '127.0.0.1', noDelay: true });
+  await once(socket, 'connect');
+  const back = once(socket, 'data');
+  socket.write(Buffer.of(1));
+  await back;
+  const us = monoUs() - t0;
+  socket.destroy();
+  return us;
+}
+
+const PHASES = ['connect', 'hello', 'auth', 'pull', 'surrender', 'restore', 'replay', 'deliver'] as const;
+type Phase = (typeof PHASES)[number];
+
+interface SizeResult {
+  readonly totals: number[];
+  readonly floors: number[];
+  readonly phases: Record<Phase, number[]>;
+  readonly continuationBytes: number[];
+}
+
+async function runSize(
+  bytes: number,
+  servers: readonly ChildProcess[],
+  ports: readonly number[],
+  rawPorts: readonly number[],
+  n: number,
+  record: boolean,
+): Promise<SizeResult> {
+  const session = connect({ port: ports[0]! });
+  session.on('error', (err) => {
+    throw err;
+  });
+  const reader = new Reader(session);
+  await once(session, 'connect');
+  const setup = Buffer.alloc(4);
+  setup.writeUInt32BE(bytes, 0);
+  const first = reader.expect(1);
+  session.write(setup);
+  await first;
+  while (session.members.length < IDS.length) await once(session, 'pool');
+
+  const echo = Buffer.alloc(ECHO_BYTES, 0x5a);
+  const samples: Sample[] = [];
+  const floors: number[] = [];
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const back = reader.expect(ECHO_BYTES);
+    session.write(echo);
+    if (!(await back).equals(echo)) throw new Error('echo corrupted');
+    const next = (at + 1) % IDS.length;
+    const floorFirst = i % 2 === 1;
+    if (floorFirst) floors.push(await floorSample(rawPorts[next]!));
+    const dial: DialMarks = { connected: Number.NaN, helloRx: Number.NaN };
+    nextDial = dial;
+    const hello = reader.expect(1);
+    const t0 = monoUs();
+    const moved = session.migrate(IDS[next]);
+    const data = await hello;
+    const t1 = monoUs();
+    await moved;
+    if (data[0] !== HELLO || session.serverId !== IDS[next]) throw new Error('migration went wrong');
+    if (!floorFirst) floors.push(await floorSample(rawPorts[next]!));
+    samples.push({
+      epoch: session.epoch,
+      total: t1 - t0,
+      connect: dial.connected - t0,
+      hello: dial.helloRx - dial.connected,
+      t0,
+      t1,
+    });
+    at = next;
+  }
+  const closed = once(session, 'close');
+  session.end();
+  await closed;
+
+  const marks = await Promise.all(servers.map((s) => request<ServerMarks>(s, { op: 'marks' })));
+  const phases = Object.fromEntries(PHASES.map((p) => [p, [] as number[]])) as Record<Phase, number[]>;
+  const continuationBytes: number[] = [];
+  if (record) {
+    const arrivals = new Map(marks.flatMap((m) => m.arrivals).map((a) => [a.epoch, a]));
+    const surrenders = new Map(marks.flatMap((m) => m.surrenders).map((s) => [s.epoch, s]));
+    for (const s of samples) {
+      const a = arrivals.get(s.epoch);
+      const sur = surrenders.get(s.epoch);
+      if (!a || !sur) throw new Error(`no server marks for epoch ${s.epoch}`);
+      const add = (p: Phase, v: number) => {
+        if (Number.isFinite(v)) phases[p].push(v);
+      };
+      add('connect', s.connect);
+      add('hello', s.hello);
+      add('auth', a.pullStart - (s.t0 + s.connect + s.hello));
+      add('pull', a.pullEnd - a.pullStart);
+      add('surrender', sur.end - sur.start);
+      add('restore', a.handler - a.pullEnd);
+      add('replay', a.helloWritten - a.handler);
+      add('deliver', s.t1 - a.helloWritten);
+      continuationBytes.push(sur.bytes);
+    }
+  }
+  return { totals: samples.map((s) => s.total), floors, phases, continuationBytes };
+}
+
+async function main(): Promise<void> {
+  const loadAtStart = loadAverage()[0];
+  const members = await loopbackMembers(IDS);
+  const children = IDS.map((id) =>
+    spawnTsx(import.meta.filename, ['--role', 'server', '--id', id, '--members', JSON.stringify(members)], {
+      ipc: true,
+      stdout: 'inherit',
+    }),
+  );
+  try {
+    const ready = await Promise.all(children.map((c) => nextMessage<Ready>(c)));
+    const ports = members.map((m) => m.port);
+    const rawPorts = ready.map((r) => r.rawPort);
+    console.log(
+      `migration: 3 servers (child processes), ${warmup} warm-up + ${count} migrations per snapshot size, ` +
+        `${ECHO_BYTES} B replayed per migration`,
+    );
+    console.log(`machine: ${machineLine()}; ${loadLine()}`);
+    await runSize(1024, children, ports, rawPorts, warmup * 2, false);
+
+    const results = {} as Record<SizeLabel, SizeResult>;
+    for (const size of SIZES) {
+      await runSize(size.bytes, children, ports, rawPorts, warmup, false);
+      results[size.label] = await runSize(size.bytes, children, ports, rawPorts, count, true);
+      const r = results[size.label];
+      console.log(
+        `  snapshot ${size.label.padEnd(3)} p50 ${median(r.totals).toFixed(0)} µs, floor p50 ${median(r.floors).toFixed(0)} µs`,
+      );
+    }
+
+    const allFloors = sorted(SIZES.flatMap((s) => results[s.label].floors));
+    const floorP50 = percentile(allFloors, 50);
+    const floorP99 = percentile(allFloors, 99);
+    const p50: Record<string, number> = {};
+    const p99: Record<string, number> = {};
+    const ratios: Record<string, number> = {};
+    const rows = SIZES.map((s) => {
+      const r = results[s.label];
+      const t = sorted(r.totals);
+      p50[s.label] = round(percentile(t, 50), 1);
+      p99[s.label] = round(percentile(t, 99), 1);
+      ratios[s.label] = round(percentile(t, 50) / floorP50);
+      return [
+        s.label,
+        median(r.continuationBytes),
+        round(percentile(t, 50), 0),
+        round(percentile(t, 99), 0),
+        ratios[s.label]!,
+        ...PHASES.map((p) => round(median(r.phases[p]), 0)),
+      ];
+    });
+    console.log();
+    console.log(
+      textTable(
+        ['snapshot', 'cont. B', 'p50 µs', 'p99 µs', 'p50/floor', ...PHASES.map((p) => `${p} µs`)],
+        rows,
+      ),
+    );
+    console.log(
+      `\nfloor (fresh TCP connect + 1 B round trip, same server processes): p50 ${floorP50.toFixed(0)} µs, ` +
+        `p99 ${floorP99.toFixed(0)} µs, ${allFloors.length} samples`,
+    );
+    console.log('phase columns are medians of each phase (surrender is inside pull, on the origin)');
+    const worst = Math.max(ratios['0']!, ratios['1k']!, ratios['64k']!);
+    console.log(`p50 / floor: 64 KiB ${ratios['64k']}, worst up to 64 KiB ${worst} (target <= 3)`);
+    const phaseP50 = Object.fromEntries(
+      PHASES.map((p) => [p, round(median(results['64k'].phases[p]), 1)]),
+    ) as Record<Phase, number>;
+    emitResult({
+      bench: 'migration',
+      load_1m: [loadAtStart, loadAverage()[0]],
+      p50_ratio_64k: ratios['64k'],
+      p50_ratio_max_upto_64k: worst,
+      p50_us: p50,
+      p99_us: p99,
+      floor_p50_us: round(floorP50, 1),
+      floor_p99_us: round(floorP99, 1),
+      phases_p50_us_64k: phaseP50,
+      migrations_per_size: count,
+    });
+  } finally {
+    await Promise.all(children.map((c) => stopChild(c)));
+  }
+}
+
+if (flags.role === 'server') await serve(flags.id ?? '', JSON.parse(flags.members ?? '[]') as Member[]);
+else await main();
