@@ -244,7 +244,8 @@ export class ClientSession extends SessionStream {
     const socket = this.#options.tls
       ? tls.connect({ ...this.#options.tls, host, port })
       : net.connect({ host, port });
-    if (!this.#refed) socket.unref();
+    // A migration the application asked for keeps the process alive until it is done.
+    if (!this.#refed && !this.#migration) socket.unref();
     socket.once(this.#options.tls ? 'secureConnect' : 'connect', () => {
       this.#everConnected = true;
     });
@@ -378,6 +379,7 @@ export class ClientSession extends SessionStream {
     const m = this.#migration;
     this.#migration = undefined;
     this.#lastMigrationAt = Date.now();
+    if (!this.#refed) this.connection?.socket.unref();
     const event: MigratedEvent = {
       from,
       to,
@@ -493,11 +495,14 @@ export class ClientSession extends SessionStream {
     });
   }
 
-  /** The next member other than the current owner, round robin. */
+  /** The next member other than the current owner, round robin over the whole pool. */
   #alternate(): MemberAddress | undefined {
-    const others = this.#members.filter((m) => m.id !== this.#ownerId);
-    if (others.length === 0) return undefined;
-    return others[this.#nextAlternate++ % others.length];
+    const members = this.#members;
+    for (let i = 0; i < members.length; i++) {
+      const m = members[this.#nextAlternate++ % members.length]!;
+      if (m.id !== this.#ownerId) return m;
+    }
+    return undefined;
   }
 
   #retry(err: Error | undefined): void {
@@ -552,7 +557,7 @@ export class ClientSession extends SessionStream {
       this.#reconnectTimer = undefined;
       if (!this.destroyed) this.#dial();
     }, delay);
-    if (!this.#refed) this.#reconnectTimer.unref();
+    if (!this.#refed && !this.#migration) this.#reconnectTimer.unref();
   }
 
   protected override onDestroyed(err: Error | null): void {
