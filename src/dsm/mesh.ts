@@ -13,6 +13,8 @@ import {
 import { publish } from './stats.ts';
 
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Connections still in their handshake beyond this are refused, so strangers cannot pile them up. */
+export const MAX_PENDING_HANDSHAKES = 64;
 
 export interface Hello {
   readonly node: number;
@@ -144,7 +146,7 @@ export class Mesh {
   }
 
   #accept(socket: Socket): void {
-    if (this.#closing) {
+    if (this.#closing || this.#conns.size - this.#peers.size >= MAX_PENDING_HANDSHAKES) {
       socket.destroy();
       return;
     }

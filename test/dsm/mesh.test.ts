@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { runApp } from '../../src/dsm/launcher.ts';
-import { Mesh } from '../../src/dsm/mesh.ts';
+import { MAX_PENDING_HANDSHAKES, Mesh } from '../../src/dsm/mesh.ts';
 import { type DsmMessage, decodeMessage, encodeMessage, JOINING } from '../../src/dsm/messages.ts';
 import { startCoordinator } from '../../src/dsm/runtime.ts';
 import { ErrorCodes, type LazarusError } from '../../src/wire/errors.ts';
@@ -116,6 +116,35 @@ describe('dsm mesh: authentication and bad input', () => {
     b.m.send(0, { type: 'proof', mac: Buffer.alloc(32) });
     await until(() => a.lost.length > 0);
     assert.equal(a.lost[0]!.err.code, ErrorCodes.PROTOCOL);
+    await Promise.all([a.m.close(), b.m.close()]);
+  });
+
+  test('strangers holding handshakes open are capped; a node can still join once they go', async () => {
+    const a = mesh(0);
+    await a.m.listen();
+    const port = a.m.address.port;
+    const idle = await Promise.all(
+      Array.from(
+        { length: MAX_PENDING_HANDSHAKES + 5 },
+        () =>
+          new Promise<Socket>((resolve) => {
+            const s = connect({ port, host: '127.0.0.1' }, () => resolve(s));
+            s.on('error', () => {});
+          }),
+      ),
+    );
+    let closed = 0;
+    for (const s of idle) s.once('close', () => closed++);
+    await until(() => closed >= 5);
+    // Exactly the ones over the cap were refused; the others wait for their 10 s handshake timeout.
+    await new Promise((r) => setImmediate(r));
+    assert.equal(closed, 5);
+    for (const s of idle) s.destroy();
+    await until(() => a.m.peers().length === 0);
+    const b = mesh(JOINING);
+    await b.m.listen();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await b.m.connect('127.0.0.1', port), 0);
     await Promise.all([a.m.close(), b.m.close()]);
   });
 
