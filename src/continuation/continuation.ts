@@ -86,6 +86,9 @@ export function decodeContinuation(body: Buffer): Continuation {
 /** Throws unless the continuation's offsets agree: the output log must start at or before the checkpoint. */
 export function checkContinuation(c: Continuation): Continuation {
   const outputEnd = c.outputStart + c.output.length;
+  if (!Number.isSafeInteger(outputEnd) || !Number.isSafeInteger(c.inputOffset + c.inputLog.length)) {
+    throw createError(ErrorCodes.MALFORMED_FRAME, 'continuation: offsets overflow');
+  }
   if (
     c.outputStart > c.outputOffset ||
     c.outputOffset > outputEnd ||

@@ -17,6 +17,8 @@ import {
 
 /** A continuation is at most this large on the wire (snapshot + logs). */
 const MAX_PEER_FRAME = 256 * 1024 * 1024;
+/** Before authentication only hellos and proofs are exchanged: nobody unauthenticated gets a big buffer. */
+const MAX_HANDSHAKE_FRAME = 1024;
 
 export const peerChannels = {
   /** { error, remoteAddress } a peer was refused (bad secret, bad frame). */
@@ -30,7 +32,7 @@ export type PullResult =
 /** What a member serves to its peers. */
 export interface PeerService {
   /** Freezes the session and returns its encoded continuation, or a refusal (with a redirect when it moved). */
-  pull(sessionId: Buffer, newOwner: string): PullResult;
+  pull(sessionId: Buffer, newOwner: string, epoch: number): PullResult;
   drain(deadlineMs: number): Promise<DrainReport>;
 }
 
@@ -65,7 +67,7 @@ export class PeerLink extends EventEmitter {
     socket.setNoDelay(true);
     this.#decoder = new FrameDecoder(
       { onFrame: (t, b) => this.#onFrame(t, b), onStreamStart: () => {}, onStreamChunk: () => {} },
-      peerDecoderOptions(MAX_PEER_FRAME),
+      peerDecoderOptions(MAX_HANDSHAKE_FRAME),
     );
     socket.on('data', (chunk: Buffer) => {
       try {
@@ -118,6 +120,7 @@ export class PeerLink extends EventEmitter {
           checkPeerProof(creds.secret, 'lz-peer-welcome', myNonce, link.peerId, decodePeer.welcome(body));
           clearTimeout(timer);
           link.removeAllListeners('close');
+          link.#decoder.limit(MAX_PEER_FRAME);
           link.#onFrame = (t, b) => link.#onResponse(t, b);
           resolve(link);
         } else if (type === PeerFrame.REFUSED) {
@@ -152,15 +155,16 @@ export class PeerLink extends EventEmitter {
       clearTimeout(timer);
       link.peerId = auth.id;
       link.#send(encodePeer.welcome(peerProof(creds.secret, 'lz-peer-welcome', auth.nonce, creds.selfId)));
+      link.#decoder.limit(MAX_PEER_FRAME);
       link.#onFrame = (t, b) => link.#onRequest(t, b, service);
     };
     link.#send(encodePeer.hello(nonce, creds.selfId));
     return link;
   }
 
-  async pull(sessionId: Buffer, newOwner: string, timeoutMs: number): Promise<PullResult> {
+  async pull(sessionId: Buffer, newOwner: string, epoch: number, timeoutMs: number): Promise<PullResult> {
     const id = this.#nextId++;
-    const reply = await this.#request(id, encodePeer.pull(id, sessionId, newOwner), timeoutMs);
+    const reply = await this.#request(id, encodePeer.pull(id, sessionId, newOwner, epoch), timeoutMs);
     if (reply.type === PeerFrame.CONTINUATION)
       return { kind: 'continuation', body: decodePeer.continuation(reply.body).body };
     return { kind: 'refused', ...decodePeer.pullRefused(reply.body) };
@@ -211,7 +215,16 @@ export class PeerLink extends EventEmitter {
   #onRequest(type: number, body: Buffer, service: PeerService): void {
     if (type === PeerFrame.PULL) {
       const req = decodePeer.pull(body);
-      const result = service.pull(req.sessionId, req.newOwner);
+      // A member pulls for itself only: nobody can send another member's sessions elsewhere.
+      const result: PullResult =
+        req.newOwner === this.peerId
+          ? service.pull(req.sessionId, req.newOwner, req.epoch)
+          : {
+              kind: 'refused',
+              code: ErrorCodes.PEER_AUTH_FAILED,
+              message: `peer ${this.peerId} cannot pull a session for ${req.newOwner}`,
+              redirect: '',
+            };
       this.#send(
         result.kind === 'continuation'
           ? encodePeer.continuation(req.id, result.body)

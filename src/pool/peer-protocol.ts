@@ -12,7 +12,8 @@ import type { FrameDecoderOptions } from '../wire/frame-decoder.ts';
  *   dialer:   PEER_AUTH    id, proof(acceptor nonce), nonce
  *   acceptor: PEER_WELCOME proof(dialer nonce)                | PEER_REFUSED code, message
  *   dialer -> acceptor requests, answered by request id:
- *     PULL  id, session, new owner  -> CONTINUATION id, bytes | PULL_REFUSED id, code, message, redirect
+ *     PULL  id, session, new owner, epoch -> CONTINUATION id, bytes | PULL_REFUSED id, code, message, redirect
+ *   (the epoch is the highest the client has seen: an owner below it is stale and hands nothing over)
  *     DRAIN id, deadline ms          -> DRAIN_REPORT id, moved, remaining, ms
  */
 
@@ -84,10 +85,10 @@ export const encodePeer = {
   refused(code: string, message: string): Buffer {
     return encodeFrame(PeerFrame.REFUSED, new FieldWriter(64).string(code).string(message).finish());
   },
-  pull(id: number, sessionId: Buffer, newOwner: string): Buffer {
+  pull(id: number, sessionId: Buffer, newOwner: string, epoch: number): Buffer {
     return encodeFrame(
       PeerFrame.PULL,
-      new FieldWriter(48).u32(id).fixed(sessionId).string(newOwner).finish(),
+      new FieldWriter(48).u32(id).fixed(sessionId).string(newOwner).u32(epoch).finish(),
     );
   },
   continuation(id: number, body: Buffer): Buffer {
@@ -146,13 +147,14 @@ export const decodePeer = {
     r.end();
     return { code, message };
   },
-  pull(body: Buffer): { id: number; sessionId: Buffer; newOwner: string } {
+  pull(body: Buffer): { id: number; sessionId: Buffer; newOwner: string; epoch: number } {
     const r = new FieldReader(body, 'PULL');
     const id = r.u32();
     const sessionId = Buffer.from(r.fixed(16));
     const newOwner = r.string();
+    const epoch = r.u32();
     r.end();
-    return { id, sessionId, newOwner };
+    return { id, sessionId, newOwner, epoch };
   },
   continuation(body: Buffer): { id: number; body: Buffer } {
     const r = new FieldReader(body, 'CONTINUATION');

@@ -13,7 +13,7 @@ import type { DrainReport } from './peer-protocol.ts';
  * not answer) plugs in here.
  */
 export interface ContinuationSource {
-  pull(sessionId: Buffer, ownerHint: string, newOwner: string): Promise<Continuation>;
+  pull(sessionId: Buffer, ownerHint: string, epoch: number, newOwner: string): Promise<Continuation>;
 }
 
 export interface PoolOptions {
@@ -74,7 +74,15 @@ export class Pool implements SessionPool, ContinuationSource {
   async start(server: SessionServer): Promise<void> {
     const me = this.#membership.get(this.selfId)!;
     const service: PeerService = {
-      pull: (sessionId, newOwner) => server.surrender(sessionId, newOwner),
+      pull: (sessionId, newOwner, epoch) =>
+        this.#membership.get(newOwner)
+          ? server.surrender(sessionId, newOwner, epoch)
+          : {
+              kind: 'refused',
+              code: ErrorCodes.PEER_AUTH_FAILED,
+              message: `${newOwner} is not a pool member`,
+              redirect: '',
+            },
       drain: (deadlineMs) => server.drain(deadlineMs),
     };
     const peers = new PeerServer({ selfId: this.selfId, secret: this.secret }, service);
@@ -89,9 +97,14 @@ export class Pool implements SessionPool, ContinuationSource {
     this.#peerServer = undefined;
   }
 
-  async pull(sessionId: Buffer, ownerHint: string, newOwner = this.selfId): Promise<Continuation> {
+  async pull(
+    sessionId: Buffer,
+    ownerHint: string,
+    epoch: number,
+    newOwner = this.selfId,
+  ): Promise<Continuation> {
     try {
-      return await this.#pullFromOwner(sessionId, ownerHint, newOwner);
+      return await this.#pullFromOwner(sessionId, ownerHint, epoch, newOwner);
     } catch (err) {
       if (
         !this.#fallback ||
@@ -99,11 +112,16 @@ export class Pool implements SessionPool, ContinuationSource {
       ) {
         throw err;
       }
-      return this.#fallback.pull(sessionId, ownerHint, newOwner);
+      return this.#fallback.pull(sessionId, ownerHint, epoch, newOwner);
     }
   }
 
-  async #pullFromOwner(sessionId: Buffer, ownerHint: string, newOwner: string): Promise<Continuation> {
+  async #pullFromOwner(
+    sessionId: Buffer,
+    ownerHint: string,
+    epoch: number,
+    newOwner: string,
+  ): Promise<Continuation> {
     let ownerId = ownerHint;
     for (let hop = 0; hop < MAX_HOPS; hop++) {
       const owner = this.#membership.get(ownerId);
@@ -114,7 +132,7 @@ export class Pool implements SessionPool, ContinuationSource {
         );
       }
       const link = await this.#links.get(owner.id, owner.host, owner.peerPort, this.#pullTimeout);
-      const result = await link.pull(sessionId, newOwner, this.#pullTimeout);
+      const result = await link.pull(sessionId, newOwner, epoch, this.#pullTimeout);
       if (result.kind === 'continuation') {
         const continuation = decodeContinuation(result.body);
         if (!continuation.sessionId.equals(sessionId)) {

@@ -57,6 +57,8 @@ export class Connection implements FrameSink {
   #keepalive: KeepaliveOptions | undefined;
   #lastReceived = Date.now();
   #lastPing = Date.now();
+  /** The protocol error this connection was closed for, if any (a bad frame, not a plain break). */
+  failure: LazarusError | undefined;
   /** Round-trip time from the last PONG, in ms; undefined until one arrived. */
   rtt: number | undefined;
 
@@ -135,14 +137,6 @@ export class Connection implements FrameSink {
     return !socket.writableNeedDrain;
   }
 
-  pause(): void {
-    this.socket.pause();
-  }
-
-  resume(): void {
-    this.socket.resume();
-  }
-
   /** Sends a last frame (e.g. REFUSED) then closes gracefully; `err` is reported to the handler. */
   endWith(frame: Buffer, err?: Error): void {
     if (this.#closed) return;
@@ -154,6 +148,8 @@ export class Connection implements FrameSink {
 
   /** Closes the connection because of a protocol error, telling the peer why first. */
   fail(err: LazarusError): void {
+    if (this.#closed) return;
+    this.failure = err;
     this.endWith(encode.refused({ code: err.code, message: err.message }), err);
   }
 

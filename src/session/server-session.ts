@@ -17,6 +17,7 @@ export interface SessionHost {
   /** Members to tell the client about, if in a pool. */
   poolMembers(): readonly MemberAddress[] | undefined;
   emit(event: 'sessionError', err: Error, session: ServerSession): boolean;
+  emit(event: 'connectionError', err: Error, remoteAddress: string | undefined): boolean;
 }
 
 export interface ContinuationOptions {
@@ -212,6 +213,13 @@ export class ServerSession extends SessionStream {
     super.onDataAck(ack);
   }
 
+  override onClose(err: Error | undefined): void {
+    const conn = this.connection;
+    super.onClose(err);
+    // A bad frame on a session's connection is reported like one during a handshake.
+    if (conn?.failure) this.#host.emit('connectionError', conn.failure, conn.socket.remoteAddress);
+  }
+
   protected override onInput(chunk: Buffer): void {
     const log = this.#log;
     if (!log) return;
@@ -259,16 +267,18 @@ export class ServerSession extends SessionStream {
 
   #restore(c: Continuation): void {
     this.epoch = c.epoch;
-    this.restoreStream({
-      received: c.inputOffset + c.inputLog.length,
-      finReceived: c.finReceived,
-      outputStart: c.outputStart,
-      acked: c.acked,
-      output: [c.output],
-      finQueued: c.finQueued,
-    });
+    this.restoreStream(
+      {
+        received: c.inputOffset + c.inputLog.length,
+        finReceived: c.finReceived,
+        outputStart: c.outputStart,
+        acked: c.acked,
+        output: [c.output],
+        finQueued: c.finQueued,
+      },
+      c.outputOffset,
+    );
     this.#checkpoint = { snapshot: c.snapshot, inputOffset: c.inputOffset, outputOffset: c.outputOffset };
-    this.retainOutput(c.outputOffset);
     const log = new InputLog(c.inputOffset);
     if (c.inputLog.length > 0) log.append(c.inputLog);
     this.#log = log;
@@ -298,9 +308,13 @@ export class ServerSession extends SessionStream {
   }
 
   #requestCheckpoint(): void {
-    this.holdInput(true);
     if (this.#checkpointRequested) return;
     this.#checkpointRequested = true;
-    this.emit('checkpointNeeded');
+    this.holdInput(true);
+    // Emitted once the chunk that crossed the budget has reached the handler: a checkpoint taken in
+    // the listener must include it.
+    process.nextTick(() => {
+      if (this.#checkpointRequested && !this.destroyed) this.emit('checkpointNeeded');
+    });
   }
 }

@@ -32,8 +32,11 @@ export interface SessionPool {
   readonly self: MemberAddress;
   /** Every member, this one included, as clients should see them. */
   members(): readonly MemberAddress[];
-  /** Pulls a session's continuation from its owner (`ownerHint` first, following redirects). */
-  pull(sessionId: Buffer, ownerHint: string): Promise<Continuation>;
+  /**
+   * Pulls a session's continuation from its owner (`ownerHint` first, following redirects); `epoch`
+   * is the highest the client has seen, so a stale owner hands nothing over.
+   */
+  pull(sessionId: Buffer, ownerHint: string, epoch: number): Promise<Continuation>;
   /** Starts serving this server's sessions to the other members. */
   start(server: SessionServer): Promise<void>;
   close(): Promise<void>;
@@ -209,6 +212,7 @@ export class SessionServer extends EventEmitter implements SessionHost {
   surrender(
     sessionId: Buffer,
     newOwner: string,
+    epoch: number,
   ):
     | { kind: 'continuation'; body: Buffer }
     | { kind: 'refused'; code: string; message: string; redirect: string } {
@@ -218,6 +222,15 @@ export class SessionServer extends EventEmitter implements SessionHost {
       const tomb = this.#tombstones.get(hex);
       const code = tomb?.code ?? ErrorCodes.UNKNOWN_SESSION;
       return { kind: 'refused', code, message: `session ${hex} is not here`, redirect: tomb?.movedTo ?? '' };
+    }
+    if (session.epoch < epoch) {
+      // The client has seen a newer owner than us: we are stale and must not hand anything over.
+      return {
+        kind: 'refused',
+        code: ErrorCodes.SESSION_MOVED,
+        message: `session ${hex} is at epoch ${epoch}, this owner at ${session.epoch}`,
+        redirect: '',
+      };
     }
     let body: Buffer;
     try {
@@ -362,7 +375,7 @@ export class SessionServer extends EventEmitter implements SessionHost {
     if (!pool) throw createError(ErrorCodes.UNKNOWN_SESSION, `session ${hex} is not known to this server`);
     // The session lives elsewhere: pull its continuation from its owner, now that the client is here.
     const ownerHint = tomb?.movedTo ?? request.ownerHint ?? '';
-    this.#adopt(hex, () => pool.pull(sessionId, ownerHint)).then(
+    this.#adopt(hex, () => pool.pull(sessionId, ownerHint, request.epoch ?? 0)).then(
       (adopted) => {
         if (conn.closed) adopted.awaitResume();
         else this.#resumeHere(conn, adopted, request.received);

@@ -76,9 +76,11 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
   /** Bytes of that write: already in the send buffer, still counted by writableLength. */
   #pendingBytes = 0;
   #ackTimer: NodeJS.Timeout | undefined;
-  #readPaused = false;
-  /** Input held back until the application checkpoints (its log is over budget). */
-  #inputHeld = false;
+  /**
+   * Acknowledgements stop here while input is held (the application must checkpoint first): the
+   * peer can then send at most one window more. Infinity when not held.
+   */
+  #ackCap = Number.POSITIVE_INFINITY;
   #peerAborted = false;
   #idleTimer: NodeJS.Timeout | undefined;
   #userTimeout: NodeJS.Timeout | undefined;
@@ -164,17 +166,16 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
     conn.socket.setNoDelay(this.#noDelay);
     if (this.#keepAlive) conn.socket.setKeepAlive(this.#keepAlive.enable, this.#keepAlive.delay);
     conn.startKeepalive(this.tuning.keepalive);
-    // The handshake told the peer what we have received.
+    // The handshake told the peer what we have received, which it takes as an acknowledgement.
     this.#ackSent = this.receivedOffset;
     this.#clearAckTimer();
     let retransmitted = 0;
     if (peerReceived < this.#send.end) {
       const chunks = this.#send.from(peerReceived);
       for (const c of chunks) retransmitted += c.length;
-      conn.sendData(this.receivedOffset, chunks, this.tuning.maxDataFrame);
+      conn.sendData(this.#ackSent, chunks, this.tuning.maxDataFrame);
     }
     if (this.#finQueued && !this.#finAcked) conn.send(encode.fin(this.#send.end));
-    if (this.#readPaused || this.#inputHeld) conn.pause();
     this.#releaseWrite();
     return retransmitted;
   }
@@ -235,15 +236,14 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
     this.bytesRead += chunk.length;
     this.onInput(chunk);
     this.#touch();
-    if (!this.push(chunk) && !this.#readPaused) {
-      this.#readPaused = true;
-      this.#conn?.pause();
-    }
+    // Never pause the connection for a slow reader: acks and control frames must keep flowing.
+    // Flow control is the acknowledgement itself, which covers only what the application consumed.
+    this.push(chunk);
   }
 
   /** One socket read was processed: acknowledge once for all the frames it held. */
   onReadEnd(): void {
-    if (this.receivedOffset > this.#ackSent) this.#scheduleAck();
+    this.#scheduleAck();
   }
 
   onDrain(): void {
@@ -283,10 +283,8 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
   }
 
   override _read(): void {
-    if (this.#readPaused) {
-      this.#readPaused = false;
-      if (!this.#inputHeld) this.#conn?.resume();
-    }
+    // The application consumed input: it may be time to acknowledge it.
+    this.#scheduleAck();
   }
 
   override _destroy(err: Error | null, callback: (err: Error | null) => void): void {
@@ -319,12 +317,13 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
     return chunks;
   }
 
-  /** Stops (or restarts) reading from the peer, whatever the application's reading pace. */
+  /**
+   * Stops (or restarts) taking input from the peer, whatever the application's reading pace: the
+   * acknowledgement stays where it is, so the peer's writes stop completing after one window.
+   */
   protected holdInput(hold: boolean): void {
-    if (hold === this.#inputHeld) return;
-    this.#inputHeld = hold;
-    if (hold) this.#conn?.pause();
-    else if (!this.#readPaused) this.#conn?.resume();
+    this.#ackCap = hold ? this.#ackSent : Number.POSITIVE_INFINITY;
+    if (!hold) this.#scheduleAck();
   }
 
   /** Payload bytes received from the peer (FIN not counted). */
@@ -351,13 +350,17 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
     };
   }
 
-  /** Starts this stream where a continuation left off, before any connection is attached. */
-  protected restoreStream(state: StreamState): void {
+  /**
+   * Starts this stream where a continuation left off, before any connection is attached. Output from
+   * `retainFrom` on is kept even once acknowledged (it belongs to the next continuation).
+   */
+  protected restoreStream(state: StreamState, retainFrom: number): void {
     this.#received = state.received;
     this.#finReceived = state.finReceived;
     this.#ackSent = this.receivedOffset;
     this.#send = new SendBuffer(state.outputStart);
     for (const chunk of state.output) this.#send.push(chunk);
+    this.#send.retain(retainFrom);
     if (state.acked > state.outputStart) this.#send.ack(state.acked);
     this.#finQueued = state.finQueued;
   }
@@ -426,7 +429,9 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
     try {
       live = this.takeLiveOutput(chunks.filter((c) => c.length > 0));
     } catch (err) {
-      callback(err as Error);
+      // E.g. a replay that diverged: the session cannot go on, and the peer must be told why.
+      this.destroy(err as Error);
+      callback();
       return;
     }
     for (const c of live) {
@@ -435,9 +440,9 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
     }
     this.#touch();
     if (this.#conn && live.length > 0) {
-      this.#conn.sendData(this.receivedOffset, live, this.tuning.maxDataFrame);
       // The piggybacked ack makes a pending ack timer a no-op; leaving it avoids timer churn.
-      this.#ackSent = this.receivedOffset;
+      this.#ackSent = this.#ackable();
+      this.#conn.sendData(this.#ackSent, live, this.tuning.maxDataFrame);
     }
     this.#pendingWrite = callback;
     this.#pendingBytes = chunks.reduce((n, c) => n + c.length, 0);
@@ -503,8 +508,20 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
     this.onComplete();
   }
 
+  /**
+   * What we can acknowledge: what the application has consumed (never more than one window sits
+   * unread), held at the cap while input is held, and never below an ack already sent.
+   */
+  #ackable(): number {
+    const consumed = this.receivedOffset - this.readableLength;
+    return Math.max(this.#ackSent, Math.min(consumed, this.#ackCap));
+  }
+
   #scheduleAck(): void {
-    if (this.receivedOffset - this.#ackSent >= this.tuning.ackEvery) {
+    const pending = this.#ackable() - this.#ackSent;
+    if (pending <= 0) return;
+    // A FIN is acknowledged at once: the peer's completion waits for it.
+    if (pending >= this.tuning.ackEvery || (this.#finReceived && this.readableLength === 0)) {
       this.#sendAck();
     } else if (!this.#ackTimer) {
       this.#ackTimer = setTimeout(() => {
@@ -516,9 +533,10 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
 
   #sendAck(): void {
     const conn = this.#conn;
-    if (!conn || this.receivedOffset <= this.#ackSent) return;
-    this.#ackSent = this.receivedOffset;
-    conn.send(encode.ack(this.#ackSent));
+    const ack = this.#ackable();
+    if (!conn || ack <= this.#ackSent) return;
+    this.#ackSent = ack;
+    conn.send(encode.ack(ack));
   }
 
   #clearAckTimer(): void {

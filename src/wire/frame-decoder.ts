@@ -40,7 +40,7 @@ export class FrameDecoder {
   readonly #sink: FrameSink;
   readonly #types: ReadonlySet<number>;
   readonly #streamed: ReadonlyMap<number, number>;
-  readonly #max: number;
+  #max: number;
   #state: State = HEADER;
   /** Bytes of a partial header, prefix or buffered body. */
   #parts: Buffer[] = [];
@@ -57,6 +57,11 @@ export class FrameDecoder {
   /** True when input stopped in the middle of a frame. */
   get midFrame(): boolean {
     return this.#state.kind !== 'header' || this.#partsLength > 0;
+  }
+
+  /** Changes the largest body accepted from the next frame on (e.g. raised once a peer is authenticated). */
+  limit(maxFrameSize: number): void {
+    this.#max = maxFrameSize;
   }
 
   /** Stops delivering frames, e.g. when the sink has closed the connection from a callback. */
