@@ -87,6 +87,28 @@ async function run(bursts: Buffer[][], requests: number, migrate: boolean) {
   let written = 0;
   let movesWithPending = 0;
   let moves = 0;
+  let moving: Promise<void> | undefined;
+  /** One migration at a time, whoever asks (the writer or the background mover). */
+  const move = async () => {
+    while (client.connecting) await sleep(5);
+    while (moving) await moving;
+    const pending = written - replies;
+    const to = random.pick(members.filter((m) => m.id !== client.serverId)).id;
+    moving = client.migrate(to).then(
+      () => {
+        moves++;
+        if (pending > 0) movesWithPending++;
+      },
+      (err: unknown) => {
+        if (!done) throw err;
+      },
+    );
+    try {
+      await moving;
+    } finally {
+      moving = undefined;
+    }
+  };
   const mover = (async () => {
     if (!migrate) return;
     while (!done) {
@@ -96,22 +118,18 @@ async function run(bursts: Buffer[][], requests: number, migrate: boolean) {
       while (!done && replies === seen) await sleep(5);
       await sleep(random.int(0, 40));
       if (done) break;
-      const pending = written - replies;
-      const to = random.pick(members.filter((m) => m.id !== client.serverId)).id;
-      try {
-        await client.migrate(to);
-        moves++;
-        if (pending > 0) movesWithPending++;
-      } catch (err) {
-        if (!done) throw err;
-      }
+      await move();
     }
   })();
+  let burst = 0;
   for (const pieces of bursts) {
     for (const piece of pieces) {
       client.write(piece);
       for (const b of piece) if (b === 10) written++;
     }
+    // The first bursts are each followed at once by a move, while their requests are surely
+    // unanswered, however loaded the machine.
+    if (migrate && burst++ < 5) await move();
     await sleep(random.int(50, 110));
   }
   client.end();
