@@ -22,6 +22,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { createPool, type Member, serverAdvice } from '../src/pool/index.ts';
@@ -68,6 +69,12 @@ interface RawPorts {
   readonly raw: number;
 }
 
+/** A server's CPU time so far and its worst event-loop delay since the last reading. */
+interface ServerStats {
+  readonly cpuUs: number;
+  readonly loopDelayMaxMs: number;
+}
+
 /** Server a's view of a drain, on the monotonic clock. */
 interface DrainResult {
   readonly start: number;
@@ -96,6 +103,9 @@ interface MoveResult {
 // Child: one pool member; the session handler echoes and checkpoints; a raw listener for the baseline.
 
 async function serve(id: string, members: readonly Member[]): Promise<void> {
+  // How long the event loop was held up at worst: a blocked loop accepts nothing and answers no peer.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   const pool = createPool({ self: id, members, secret: BENCH_POOL_SECRET });
   const server = createServer({ pool }, (session) => {
     let state = (session.restoredState as { messages: number } | undefined) ?? { messages: 0 };
@@ -129,7 +139,9 @@ async function serve(id: string, members: readonly Member[]): Promise<void> {
     if (op === 'counts') return { sessions: server.sessions.size, raw: rawSockets.size };
     if (op === 'cpu') {
       const used = process.cpuUsage();
-      return used.user + used.system;
+      const stats: ServerStats = { cpuUs: used.user + used.system, loopDelayMaxMs: loopDelay.max / 1e6 };
+      loopDelay.reset();
+      return stats;
     }
     if (op === 'rawMove') {
       const start = monoUs();
@@ -385,6 +397,9 @@ interface Phase {
   readonly cpuOrigin: number;
   readonly cpuTargets: number;
   readonly cpuClients: number;
+  /** Worst event-loop delay during the move (ms): origin, and the worse of the two targets. */
+  readonly loopDelayOrigin: number;
+  readonly loopDelayTargets: number;
 }
 
 async function runPhase(
@@ -400,7 +415,7 @@ async function runPhase(
   // Let the opening's acks and timers settle so the move starts from a quiet machine.
   await sleep(500);
   const results = clientProcs.map((c) => nextMessage<MoveResult>(c));
-  const cpu = () => Promise.all(servers.map((s) => request<number>(s, { op: 'cpu' })));
+  const cpu = () => Promise.all(servers.map((s) => request<ServerStats>(s, { op: 'cpu' })));
   const cpuBefore = await cpu();
   const overflowsBefore = listenOverflows();
   const start = await trigger();
@@ -420,12 +435,14 @@ async function runPhase(
   const moves = sorted(reports.flatMap((r) => r.moveTimes).map((t) => (t - start) / 1000));
   const at = (p: number) => (moves.length > 0 ? percentile(moves, p) : Number.NaN);
   const moveMs = (lastMoved - start) / 1000;
-  const used = cpuAfter.map((after, i) => after - cpuBefore[i]!);
+  const used = cpuAfter.map((after, i) => after.cpuUs - cpuBefore[i]!.cpuUs);
   const per = (us: number) => us / Math.max(1, verified);
   return {
     cpuOrigin: per(used[0]!),
     cpuTargets: per(used.slice(1).reduce((x, y) => x + y, 0)),
     cpuClients: per(reports.reduce((x, r) => x + r.cpuUs, 0)),
+    loopDelayOrigin: cpuAfter[0]!.loopDelayMaxMs,
+    loopDelayTargets: Math.max(...cpuAfter.slice(1).map((x) => x.loopDelayMaxMs)),
     label,
     rate: verified / (moveMs / 1000),
     moveMs,
@@ -531,6 +548,8 @@ async function main(): Promise<void> {
       Math.round(p.cpuOrigin),
       Math.round(p.cpuTargets),
       Math.round(p.cpuClients),
+      Math.round(p.loopDelayOrigin),
+      Math.round(p.loopDelayTargets),
     ]);
     console.log();
     console.log(
@@ -549,6 +568,8 @@ async function main(): Promise<void> {
           'cpu µs/session: origin',
           'targets',
           'clients',
+          'loop delay max ms: origin',
+          'targets',
         ],
         rows,
       ),
@@ -578,6 +599,10 @@ async function main(): Promise<void> {
         origin: Math.round(session.cpuOrigin),
         targets: Math.round(session.cpuTargets),
         clients: Math.round(session.cpuClients),
+      },
+      loop_delay_max_ms: {
+        origin: Math.round(session.loopDelayOrigin),
+        targets: Math.round(session.loopDelayTargets),
       },
       raw_cpu_us_per_socket: {
         origin: Math.round(raw.cpuOrigin),

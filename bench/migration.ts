@@ -12,7 +12,8 @@
  *      (after the byte is on its way, so the checkpoint is not in the measured path);
  *   3. the client receives the hello byte (t1): latency = t1 - t0;
  *   4. one floor sample to the same server process: connect, write 1 byte, read it back.
- * Migrations and floor samples alternate, so machine noise hits both alike.
+ * Migrations and floor samples alternate, so machine noise hits both alike; each size's p50/floor
+ * ratio uses the floor samples taken between that size's migrations.
  *
  * Breakdown, from timestamps on the system-wide monotonic clock taken in the client and the servers
  * without touching src/: the client's TCP socket (diagnostics channel net.client.socket), the new
@@ -127,10 +128,11 @@ async function serve(id: string, members: readonly Member[]): Promise<void> {
     secret: real.secret,
     self: real.self,
     members: () => real.members(),
-    pull: async (sessionId: Buffer, ownerHint: string): Promise<Continuation> => {
+    // Arguments are passed through as they are, whatever the SessionPool signature of the day.
+    pull: async (...args: Parameters<SessionPool['pull']>): Promise<Continuation> => {
       const start = monoUs();
-      const continuation = await real.pull(sessionId, ownerHint);
-      pulls.set(sessionId.toString('hex'), { start, end: monoUs() });
+      const continuation = await real.pull(...args);
+      pulls.set(args[0].toString('hex'), { start, end: monoUs() });
       return continuation;
     },
     start: (server: SessionServer) => real.start(timedSurrender(server, marks.surrenders)),
@@ -205,10 +207,10 @@ function timedSurrender(server: SessionServer, into: SurrenderMarks[]): SessionS
   return new Proxy(server, {
     get(target, prop) {
       if (prop === 'surrender') {
-        return (sessionId: Buffer, newOwner: string) => {
-          const epoch = (target.sessions.get(sessionId.toString('hex'))?.epoch ?? -2) + 1;
+        return (...args: Parameters<SessionServer['surrender']>) => {
+          const epoch = (target.sessions.get(args[0].toString('hex'))?.epoch ?? -2) + 1;
           const start = monoUs();
-          const result = target.surrender(sessionId, newOwner);
+          const result = target.surrender(...args);
           const bytes = result.kind === 'continuation' ? result.body.length : 0;
           into.push({ epoch, start, end: monoUs(), bytes });
           return result;
@@ -426,14 +428,17 @@ async function main(): Promise<void> {
     const rows = SIZES.map((s) => {
       const r = results[s.label];
       const t = sorted(r.totals);
+      const floor = median(r.floors);
       p50[s.label] = round(percentile(t, 50), 1);
       p99[s.label] = round(percentile(t, 99), 1);
-      ratios[s.label] = round(percentile(t, 50) / floorP50);
+      // Against the floor samples interleaved with this size's migrations, so drift cancels out.
+      ratios[s.label] = round(percentile(t, 50) / floor);
       return [
         s.label,
         median(r.continuationBytes),
         round(percentile(t, 50), 0),
         round(percentile(t, 99), 0),
+        round(floor, 0),
         ratios[s.label]!,
         ...PHASES.map((p) => round(median(r.phases[p]), 0)),
       ];
@@ -441,13 +446,21 @@ async function main(): Promise<void> {
     console.log();
     console.log(
       textTable(
-        ['snapshot', 'cont. B', 'p50 µs', 'p99 µs', 'p50/floor', ...PHASES.map((p) => `${p} µs`)],
+        [
+          'snapshot',
+          'cont. B',
+          'p50 µs',
+          'p99 µs',
+          'floor p50 µs',
+          'p50/floor',
+          ...PHASES.map((p) => `${p} µs`),
+        ],
         rows,
       ),
     );
     console.log(
-      `\nfloor (fresh TCP connect + 1 B round trip, same server processes): p50 ${floorP50.toFixed(0)} µs, ` +
-        `p99 ${floorP99.toFixed(0)} µs, ${allFloors.length} samples`,
+      `\nfloor (fresh TCP connect + 1 B round trip, same server processes), all sizes: p50 ${floorP50.toFixed(0)} µs, ` +
+        `p99 ${floorP99.toFixed(0)} µs, ${allFloors.length} samples; each size's ratio uses its own interleaved floor`,
     );
     console.log('phase columns are medians of each phase (surrender is inside pull, on the origin)');
     const worst = Math.max(ratios['0']!, ratios['1k']!, ratios['64k']!);
@@ -464,6 +477,9 @@ async function main(): Promise<void> {
       p99_us: p99,
       floor_p50_us: round(floorP50, 1),
       floor_p99_us: round(floorP99, 1),
+      floor_p50_us_by_size: Object.fromEntries(
+        SIZES.map((s) => [s.label, round(median(results[s.label].floors), 1)]),
+      ),
       phases_p50_us_64k: phaseP50,
       migrations_per_size: count,
     });
