@@ -43,7 +43,7 @@ const benchDir = fileURLToPath(new URL('.', import.meta.url));
 const self = fileURLToPath(import.meta.url);
 
 const scripts = readdirSync(benchDir)
-  .filter((f) => f.endsWith('.ts') && join(benchDir, f) !== self)
+  .filter((f) => f.endsWith('.ts') && !f.startsWith('.') && join(benchDir, f) !== self)
   .sort();
 
 interface Outcome {

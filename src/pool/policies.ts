@@ -10,6 +10,7 @@ import { AdviceKind } from '../session/protocol.ts';
 export function serverAdvice(): MigrationPolicy {
   return {
     name: 'advice',
+    periodic: false,
     check(view) {
       const advice = view.advice;
       if (!advice) return undefined;

@@ -89,6 +89,10 @@ export class Pool implements SessionPool, ContinuationSource {
     peers.on('peerError', (err: Error) => server.emit('peerError', err));
     await peers.listen(me.peerPort, me.host);
     this.#peerServer = peers;
+    // Links to the other members open now, not on the first pull, which has a deadline to meet.
+    for (const m of this.#membership.members()) {
+      if (m.id !== this.selfId) this.#links.get(m.id, m.host, m.peerPort, this.#pullTimeout).catch(() => {});
+    }
   }
 
   async close(): Promise<void> {

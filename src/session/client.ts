@@ -70,8 +70,6 @@ const FATAL_REFUSALS: ReadonlySet<string> = new Set([
   ErrorCodes.RESUME_TIMEOUT,
   ErrorCodes.BAD_MAGIC,
   ErrorCodes.UNSUPPORTED_VERSION,
-  ErrorCodes.ORIGIN_UNREACHABLE,
-  ErrorCodes.MIGRATION_FAILED,
   ErrorCodes.DIVERGENCE,
 ]);
 
@@ -116,6 +114,8 @@ export class ClientSession extends SessionStream {
   #refed = true;
   readonly #onAbort: () => void;
   #target: Target;
+  /** Where the session was opened. */
+  readonly #home: Target;
   #ownerId: string | undefined;
   #members: readonly MemberAddress[] = [];
   #migration: PendingMigration | undefined;
@@ -137,7 +137,8 @@ export class ClientSession extends SessionStream {
     this.#options = options;
     this.#common = common;
     this.#policies = options.policies ?? [];
-    this.#target = { id: undefined, host: options.host ?? '127.0.0.1', port: options.port };
+    this.#home = { id: undefined, host: options.host ?? '127.0.0.1', port: options.port };
+    this.#target = this.#home;
     this.#onAbort = () =>
       this.destroy(createError(ErrorCodes.ABORTED, 'session aborted', options.signal?.reason));
     if (options.signal?.aborted) {
@@ -331,7 +332,9 @@ export class ClientSession extends SessionStream {
     // Tells the server we hold the credentials, so it hands the session to its application.
     conn.send(encode.ack(this.receivedOffset));
     this.#status = 'open';
-    if (this.#policies.length > 0) keepaliveTicker.add(this, this.#options.policyInterval ?? 100);
+    if (this.#policies.some((p) => p.periodic !== false)) {
+      keepaliveTicker.add(this, this.#options.policyInterval ?? 100);
+    }
     channels.open.publish({ side: this.side, sessionId: this.#sessionIdHex });
     this.emit('connect');
     this.emit('ready');
@@ -404,6 +407,17 @@ export class ClientSession extends SessionStream {
       return;
     }
     const err = createError(code, `server refused: ${refusal.message}`);
+    if (code === ErrorCodes.ORIGIN_UNREACHABLE || code === ErrorCodes.MIGRATION_FAILED) {
+      // The new server could not take the session over; its owner, if alive, still holds it:
+      // the migration fails, the session goes back to its owner.
+      const m = this.#migration;
+      this.#migration = undefined;
+      m?.reject(createError(ErrorCodes.MIGRATION_FAILED, `migration to ${m.to} failed: ${err.message}`, err));
+      this.#target = this.#members.find((x) => x.id === this.#ownerId) ?? this.#home;
+      conn.close(err);
+      if (attached) this.#retry(err);
+      return;
+    }
     if (FATAL_REFUSALS.has(code) || code === ErrorCodes.SESSION_CLOSED) {
       conn.close();
       const m = this.#migration;

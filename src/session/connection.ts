@@ -70,7 +70,9 @@ export class Connection implements FrameSink {
     socket.on('drain', () => this.#handler.onDrain());
     socket.on('end', () => this.#onSocketEnd());
     socket.on('error', (err) => this.close(err));
-    socket.on('close', () => this.close(createError(ErrorCodes.PROTOCOL, 'connection closed')));
+    socket.on('close', () => {
+      if (!this.#closed) this.close(createError(ErrorCodes.PROTOCOL, 'connection closed'));
+    });
   }
 
   get closed(): boolean {
@@ -180,6 +182,7 @@ export class Connection implements FrameSink {
   }
 
   #onSocketEnd(): void {
+    if (this.#closed) return;
     try {
       this.#decoder.end();
       this.close(createError(ErrorCodes.PROTOCOL, 'connection ended by peer'));

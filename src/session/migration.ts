@@ -38,6 +38,8 @@ export interface MigrationDecision {
  */
 export interface MigrationPolicy {
   readonly name: string;
+  /** False for a policy that only reacts to events (advice): it is then not checked on a timer. */
+  readonly periodic?: boolean;
   check(view: PolicyView): MigrationDecision | undefined;
   /** Called after every migration, so a policy can reset its baseline. */
   reset?(view: PolicyView): void;

@@ -139,7 +139,8 @@ export class SessionServer extends EventEmitter implements SessionHost {
     const self = this.#pool?.self;
     const address = await new Promise<AddressInfo>((resolve, reject) => {
       this.#listener.once('error', reject);
-      this.#listener.listen(port ?? self?.port ?? 0, host ?? self?.host ?? '127.0.0.1', () => {
+      // A deep accept queue: a drain elsewhere sends many clients here at once.
+      this.#listener.listen(port ?? self?.port ?? 0, host ?? self?.host ?? '127.0.0.1', 4096, () => {
         this.#listener.off('error', reject);
         resolve(this.#listener.address() as AddressInfo);
       });
@@ -183,16 +184,32 @@ export class SessionServer extends EventEmitter implements SessionHost {
    * Moves every session away, as before a deploy: advises each client to migrate to another member,
    * and resolves when none is left or at the deadline. New sessions are advised to move on arrival.
    */
-  async drain(deadlineMs = 30_000): Promise<DrainReport> {
+  async drain(deadlineMs = 30_000, window = 256): Promise<DrainReport> {
     const started = Date.now();
     this.#draining = true;
     let moved = 0;
-    const onMigrated = () => moved++;
+    // Advised `window` at a time, the next as each one leaves: advising thousands at once would
+    // stampede the other members' accept queues and this server's own event loop.
+    const advised = new Set<ServerSession>();
+    const adviseMore = () => {
+      for (const s of advised) if (s.destroyed) advised.delete(s);
+      for (const session of this.#sessions.values()) {
+        if (advised.size >= window) break;
+        if (advised.has(session)) continue;
+        advised.add(session);
+        this.#adviseDrain(session);
+      }
+    };
+    const onMigrated = () => {
+      moved++;
+      adviseMore();
+    };
     this.on('migrated', onMigrated);
     try {
-      for (const session of this.#sessions.values()) this.#adviseDrain(session);
+      adviseMore();
       while (this.#sessions.size > 0 && Date.now() - started < deadlineMs) {
         await new Promise((resolve) => setTimeout(resolve, 20));
+        adviseMore();
       }
     } finally {
       this.off('migrated', onMigrated);
@@ -390,6 +407,8 @@ export class SessionServer extends EventEmitter implements SessionHost {
   #resumeHere(conn: Connection, session: ServerSession, received: number): void {
     try {
       session.resumedBy(conn, received);
+      // Advice sent while the client was away was lost with its connection.
+      if (this.#draining) this.#adviseDrain(session);
     } catch (err) {
       // A client that claims impossible offsets cannot continue this session.
       session.destroy(err as Error);

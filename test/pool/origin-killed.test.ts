@@ -17,6 +17,7 @@ import { within } from '../helpers/streams.ts';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/pool-origin.ts', import.meta.url));
 const PULL_TIMEOUT = 800;
+const RESUME_TIMEOUT = 3000;
 
 const children: ChildProcess[] = [];
 const pools: TestPool[] = [];
@@ -43,12 +44,13 @@ async function scenario(signal: 'SIGKILL' | 'SIGSTOP'): Promise<void> {
   await within(15_000, 'origin listening', once(lines, 'line'));
   const pool = await startPool(3, echo, { members, only: ['b', 'c'], pullTimeout: PULL_TIMEOUT });
   pools.push(pool);
-  // Reconnects are slow and failover off, so the move below is the only thing that happens.
+  // After the failed move the session goes back to its dead owner and retries until its resume
+  // timeout: short here, so the whole failure is bounded.
   const client = connect({
     port: members[0]!.port,
-    reconnectDelay: 30_000,
-    failoverAfter: 100,
-    resumeTimeout: 20_000,
+    reconnectDelay: 50,
+    reconnectDelayMax: 200,
+    resumeTimeout: RESUME_TIMEOUT,
     handshakeTimeout: 2000,
   });
   const failed = new Promise<LazarusError>((resolve) => client.once('error', resolve));
@@ -84,8 +86,13 @@ async function scenario(signal: 'SIGKILL' | 'SIGSTOP'): Promise<void> {
       `the error names the unreachable origin: ${err.message} / ${cause?.code}`,
     );
     assert.ok(ms <= PULL_TIMEOUT + 2000, `failed within pullTimeout + handshake (${ms} ms)`);
-    const clientErr = await within(2000, 'client error', failed);
-    assert.equal(clientErr.code, 'ERR_LZ_MIGRATION_FAILED', 'the session reports the same failure');
+    // The owner is gone for good: the session fails once its resume timeout has passed, typed.
+    const clientErr = await within(RESUME_TIMEOUT + PULL_TIMEOUT + 3000, 'client error', failed);
+    assert.equal(
+      clientErr.code,
+      'ERR_LZ_RESUME_TIMEOUT',
+      `the session fails, bounded (${clientErr.message})`,
+    );
     await within(2000, 'client closed', client.destroyed ? Promise.resolve([]) : once(client, 'close'));
     assert.deepEqual(pool.owners(client.sessionId!), [], 'no member adopted the session');
   } finally {
