@@ -32,6 +32,12 @@ export interface FaultProxyStats {
   bytesForwarded: number;
 }
 
+/** A forwarding action waiting for its latency to pass. */
+interface Delayed {
+  readonly due: number;
+  readonly action: () => void;
+}
+
 interface Pair {
   readonly client: net.Socket;
   readonly server: net.Socket;
@@ -53,6 +59,8 @@ export class FaultProxy extends EventEmitter {
   readonly #random: SeededRandom;
   #settings: FaultSettings;
   readonly #pairs = new Set<Pair>();
+  /** Per destination socket, the actions still delayed, in stream order. */
+  readonly #lanes = new Map<net.Socket, Delayed[]>();
   readonly #server: net.Server;
   readonly stats: FaultProxyStats = { connections: 0, breaks: 0, bytesForwarded: 0 };
 
@@ -162,7 +170,7 @@ export class FaultProxy extends EventEmitter {
       // An endpoint giving up on a stalled path: nothing reaches the other one, but the pair is done.
       if (pair.stalled) this.#drop(pair, 'reset');
       // Behind the latency too, or the FIN would overtake the data still delayed.
-      else this.#delayed(() => to.end());
+      else this.#delayed(to, () => to.end());
     });
   }
 
@@ -174,14 +182,35 @@ export class FaultProxy extends EventEmitter {
         to.once('drain', () => from.resume());
       }
     };
-    if (piece.length > 0) this.#delayed(write);
+    if (piece.length > 0) this.#delayed(to, write);
   }
 
-  /** Runs `action` after the latency; timers of equal delay fire in order, so the stream keeps its order. */
-  #delayed(action: () => void): void {
+  /**
+   * Runs `action` (a write to `to`, or its end) after the latency, never before an action queued
+   * earlier for `to`: when the latency drops, what is still delayed must not be overtaken, or the
+   * byte stream would be reordered (and a FIN could overtake data).
+   */
+  #delayed(to: net.Socket, action: () => void): void {
     const latency = this.#settings.latencyMs ?? 0;
-    if (latency > 0) setTimeout(action, latency);
-    else action();
+    let lane = this.#lanes.get(to);
+    if (latency === 0 && !lane) {
+      action();
+      return;
+    }
+    if (!lane) {
+      lane = [];
+      this.#lanes.set(to, lane);
+    }
+    lane.push({ due: Date.now() + latency, action });
+    if (lane.length === 1) this.#release(to, lane);
+  }
+
+  /** Runs the lane's due actions in order, then waits for the next one. */
+  #release(to: net.Socket, lane: Delayed[]): void {
+    const now = Date.now();
+    while (lane.length > 0 && lane[0]!.due <= now) lane.shift()!.action();
+    if (lane.length === 0) this.#lanes.delete(to);
+    else setTimeout(() => this.#release(to, lane), lane[0]!.due - now);
   }
 
   #break(pair: Pair, mode?: BreakMode): void {

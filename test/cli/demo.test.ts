@@ -1,25 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-
-const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-
-/** Runs `lazarus <args>` as a real process from the sources; resolves with its exit code and output. */
-function lazarus(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', main, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => {
-    stdout += c.toString();
-  });
-  child.stderr.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
+import { lazarus } from './lazarus.ts';
 
 /** The verdict table's rows, one per session. */
 function verdictRows(stdout: string): string[] {
@@ -27,62 +8,50 @@ function verdictRows(stdout: string): string[] {
 }
 
 describe('lazarus demo', { concurrency: true }, () => {
-  test('streams through broken connections and verifies every byte both ways', async () => {
+  test('moves sessions through overload, a deploy and a slow path, and verifies every byte', async () => {
     const { code, stdout, stderr } = await lazarus([
       'demo',
       '--clients',
-      '2',
+      '6',
       '--duration',
-      '3',
+      '15',
       '--seed',
       '5',
     ]);
     assert.equal(code, 0, `${stdout}\n${stderr}`);
     const rows = verdictRows(stdout);
-    assert.equal(rows.length, 2);
-    for (const row of rows) {
-      assert.match(row, /sha-256 match .*sha-256 match .* ok$/);
+    assert.equal(rows.length, 6);
+    for (const row of rows) assert.match(row, /sha-256 match .*sha-256 match .* ok$/);
+    assert.match(stdout, /PASS: 6\/6 sessions byte-exact in both directions, 3\/3 scripted events happened/);
+    // Each event had its effect, and the clients' own reports agree.
+    assert.match(stdout, /^ {2}drain +[abc] +ok +[1-9]\d* sessions moved away .*, 0 left; restarted/m);
+    assert.match(stdout, /^ {2}overload +[abc] +ok +capacity \d+ → \d+: [1-9]\d* sessions advised away/m);
+    assert.match(stdout, /^ {2}degraded path +[abc] +ok +[1-9]\d* of \d+ sessions moved away/m);
+    const migrations = /^migrations: (\d+) \((.*)\)$/m.exec(stdout);
+    assert.ok(migrations, stdout);
+    for (const reason of ['drain', 'overload', 'rtt|throughput']) {
+      assert.match(migrations[2]!, new RegExp(`(${reason}) [1-9]`), stdout);
     }
-    const pass =
-      /PASS: 2\/2 sessions byte-exact in both directions across (\d+) injected connection breaks/.exec(
-        stdout,
-      );
-    assert.ok(pass, stdout);
-    assert.ok(Number(pass[1]) > 0, 'the proxy broke connections');
-    // Sessions really went through breaks: at least one resumed.
-    const resumes = rows.map((r) => Number(/match\s+(\d+)\s+ok$/.exec(r)?.[1]));
-    assert.ok(
-      resumes.some((n) => n > 0),
-      stdout,
-    );
   });
 
-  test('fails, and says which direction, when the server corrupts a byte', async () => {
-    const { code, stdout } = await lazarus([
-      'demo',
-      '--clients',
-      '2',
-      '--duration',
-      '2',
-      '--bytes',
-      '1M',
-      '--corrupt',
-    ]);
+  test('fails, and says which direction, when the servers corrupt a byte', async () => {
+    const { code, stdout } = await lazarus(['demo', '--clients', '3', '--duration', '3', '--corrupt']);
     assert.equal(code, 1, stdout);
     const rows = verdictRows(stdout);
-    assert.equal(rows.length, 2);
+    assert.equal(rows.length, 3);
     for (const row of rows) {
-      // What the server received is intact; what it sent back is not.
-      assert.match(row, /1\.0 MiB sha-256 match\s+1\.0 MiB MISMATCH .*FAIL/);
+      // What the servers received is intact; what they sent back is not.
+      assert.match(row, /sha-256 match +[\d.]+ [KM]iB MISMATCH .*FAIL/);
     }
-    assert.match(stdout, /FAIL: 2 of 2 sessions did not verify/);
+    assert.match(stdout, /FAIL: 3 of 3 sessions did not verify/);
   });
 
   test('rejects bad arguments with exit code 2', async () => {
     for (const args of [
       ['demo', '--clients', '0'],
       ['demo', '--duration', 'x'],
-      ['demo', '--bytes', '12q'],
+      ['demo', '--rate', '12q'],
+      ['demo', '--rate', '0'],
       ['proxy', '--target', 'localhost:99999'],
       ['proxy', '--target', '127.0.0.1:1', '--break-bytes', '10-5'],
       ['proxy', '--target', '127.0.0.1:1', '--modes', 'reset,explode'],

@@ -1,3 +1,5 @@
+import type { Member } from '../../pool/index.ts';
+
 /** Messages between the demo's processes (over the Node IPC channel). */
 
 /** Session transport settings every demo process uses: short keepalive so stalls are seen in ~1 s. */
@@ -8,57 +10,91 @@ export const DEMO_SESSION_OPTIONS = {
 } as const;
 
 export interface ServerConfig {
+  /** This server's member id. */
+  readonly self: string;
+  /** The pool as clients see it: each member's port is its fault proxy's. */
+  readonly members: readonly Member[];
+  /** Where this server really listens for clients (its proxy forwards there). */
+  readonly listenPort: number;
+  readonly secret: string;
   /** Flip one byte of every session's output: proves the verification can fail. */
   readonly corrupt: boolean;
 }
 
-export interface ClientConfig {
-  readonly index: number;
-  readonly port: number;
+export interface FleetConfig {
+  readonly clients: number;
+  /** Client i opens its session at ports[i % ports.length]. */
+  readonly ports: readonly number[];
   readonly seed: number;
-  /** Stop writing after this long (ms); null: until told to stop. */
-  readonly durationMs: number | null;
-  /** Stop writing after this many bytes; null: no limit. */
-  readonly bytes: number | null;
+  /** Bytes per second each client sends. */
+  readonly rate: number;
 }
 
-export type ClientState = 'opening' | 'open' | 'reconnecting' | 'ending' | 'closed';
+export type ClientState = 'opening' | 'open' | 'reconnecting' | 'migrating' | 'ending' | 'closed';
 
 export interface ClientStatus {
-  readonly kind: 'status';
   readonly index: number;
   readonly sessionId: string | undefined;
+  /** The member holding the session, as the client last learned it. */
+  readonly serverId: string | undefined;
   readonly state: ClientState;
   readonly sent: number;
+  /** Payload received back (the transformed stream, without the server's digest trailer). */
   readonly received: number;
-  /** Resumes after a broken connection. */
+  readonly migrations: number;
+  /** Resumes on the same server after a broken connection. */
   readonly reconnects: number;
 }
 
-export interface ClientDone extends Omit<ClientStatus, 'kind'> {
+export interface FleetStatus {
+  readonly kind: 'status';
+  readonly sessions: readonly ClientStatus[];
+}
+
+export interface ClientMigration {
+  readonly kind: 'migration';
+  readonly index: number;
+  readonly from: string | undefined;
+  readonly to: string;
+  readonly reason: string;
+  readonly ms: number;
+}
+
+export interface ClientDone extends ClientStatus {
   readonly kind: 'done';
-  readonly sentHash: string;
+  /** Chained digest of what the client sent (see ChainDigest). */
+  readonly sentDigest: string;
+  /** The same digest as computed by the server(s) over what they received, sent back at the end. */
+  readonly serverDigest: string | undefined;
   readonly receivedHash: string;
   /** Hash of the transform of what was sent: what must have come back. */
   readonly expectedHash: string;
   readonly error: string | undefined;
 }
 
+export type FleetMessage = FleetStatus | ClientMigration | ClientDone;
+
 export interface ServerListening {
   readonly kind: 'listening';
-  readonly port: number;
 }
 
-export interface ServerSessionReport {
-  readonly kind: 'session';
+export interface ServerSessionError {
+  readonly kind: 'sessionError';
   readonly sessionId: string;
-  readonly received: number;
-  readonly receivedHash: string;
-  readonly error: string | undefined;
+  readonly message: string;
 }
 
-export type ClientMessage = ClientStatus | ClientDone;
-export type ServerMessage = ServerListening | ServerSessionReport;
+export type ServerMessage = ServerListening | ServerSessionError;
+
+/** Parent → server: hold at most `keep` sessions and advise the rest to move (null: no limit). */
+export interface OverloadMessage {
+  readonly kind: 'overload';
+  readonly keep: number | null;
+  /** Where to send the surplus ('' lets each client pick). */
+  readonly target: string;
+}
+
+/** Parent → client fleet: finish every stream. */
 export interface StopMessage {
   readonly kind: 'stop';
 }
@@ -71,7 +107,7 @@ export function workerConfig<T>(): T {
 }
 
 /** Sends to the parent; a worker whose parent is gone has nothing left to do. */
-export function toParent(message: ClientMessage | ServerMessage, then?: () => void): void {
+export function toParent(message: FleetMessage | ServerMessage, then?: () => void): void {
   if (!process.send || !process.connected) process.exit(1);
   process.send(message, undefined, {}, () => then?.());
 }

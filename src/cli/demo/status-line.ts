@@ -1,28 +1,22 @@
-import { formatBytes, formatSeconds, table } from './format.ts';
-import type { ClientStatus } from './messages.ts';
-
-export interface ProxyCounts {
-  readonly connections: number;
-  readonly breaks: Readonly<Record<'reset' | 'close' | 'stall', number>>;
-}
+import { formatSeconds } from './format.ts';
 
 /**
- * The live view: one line per session plus the proxy's counts. On a TTY it is redrawn in place;
- * elsewhere (a pipe, a CI log) a plain snapshot is printed every few seconds instead.
+ * The live view: a block of lines at the bottom of the terminal, redrawn in place, with an event log
+ * scrolling above it. Elsewhere (a pipe, a CI log) events are printed as they happen and a plain
+ * snapshot of the block every few seconds.
  */
 export class StatusBoard {
   readonly #out: NodeJS.WriteStream;
   readonly #tty: boolean;
-  readonly #sessions: (ClientStatus | undefined)[];
   readonly #startedAt = Date.now();
+  #lines: readonly string[] = [];
   #drawnLines = 0;
   // The first plain snapshot comes after a few seconds, when there is something to show.
   #lastPlain = Date.now();
 
-  constructor(out: NodeJS.WriteStream, clients: number) {
+  constructor(out: NodeJS.WriteStream) {
     this.#out = out;
     this.#tty = out.isTTY === true;
-    this.#sessions = Array.from({ length: clients }, () => undefined);
   }
 
   /** How often draw() should be called. */
@@ -30,42 +24,44 @@ export class StatusBoard {
     return this.#tty ? 200 : 1000;
   }
 
-  update(status: ClientStatus): void {
-    this.#sessions[status.index] = status;
+  /** Time since the board started, as shown in front of events. */
+  get elapsed(): string {
+    return formatSeconds(Date.now() - this.#startedAt).padStart(7);
   }
 
-  draw(proxy: ProxyCounts): void {
-    const lines = this.#lines(proxy);
+  /** Adds a line to the event log. */
+  log(line: string): void {
+    const text = `${this.elapsed}  ${line}\n`;
+    if (!this.#tty) {
+      this.#out.write(text);
+      return;
+    }
+    // Erase the block, print the event where it was, and draw the block again below it.
+    this.#out.write(`${this.#up()}\x1b[J${text}`);
+    this.#drawnLines = 0;
+    this.#render();
+  }
+
+  /** Replaces the block; `force` prints it even off a TTY (the final state). */
+  draw(lines: readonly string[], force = false): void {
+    this.#lines = lines;
     if (this.#tty) {
-      // Back to the first line drawn last time, then overwrite every line.
-      const up = this.#drawnLines > 0 ? `\x1b[${this.#drawnLines}F` : '';
-      this.#out.write(`${up}${lines.map((l) => `\x1b[2K${l}\n`).join('')}`);
-      this.#drawnLines = lines.length;
+      this.#render();
       return;
     }
     const now = Date.now();
-    if (now - this.#lastPlain < 5000) return;
+    if (!force && now - this.#lastPlain < 5000) return;
     this.#lastPlain = now;
     this.#out.write(`${lines.join('\n')}\n`);
   }
 
-  #lines(proxy: ProxyCounts): string[] {
-    const rows = this.#sessions.map((s, i) => {
-      if (!s) return [`#${i + 1}`, '', 'starting'];
-      return [
-        `#${i + 1}`,
-        s.sessionId?.slice(0, 12) ?? '',
-        s.state,
-        `sent ${formatBytes(s.sent)}`,
-        `recv ${formatBytes(s.received)}`,
-        `resumes ${s.reconnects}`,
-      ];
-    });
-    const b = proxy.breaks;
-    return [
-      ...table(rows).map((l) => `  ${l}`),
-      `  ${formatSeconds(Date.now() - this.#startedAt)}  proxy: ${proxy.connections} connections, ` +
-        `${b.reset + b.close + b.stall} breaks (reset ${b.reset}, close ${b.close}, stall ${b.stall})`,
-    ];
+  #render(): void {
+    // Back to the first line drawn last time, overwrite every line, erase what a longer block left.
+    this.#out.write(`${this.#up()}${this.#lines.map((l) => `\x1b[2K${l}\n`).join('')}\x1b[J`);
+    this.#drawnLines = this.#lines.length;
+  }
+
+  #up(): string {
+    return this.#drawnLines > 0 ? `\x1b[${this.#drawnLines}F` : '';
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { SeededRandom } from '../../faults/random.ts';
 
 /** The server's transform of the stream: chunk-independent, so either side can apply it to any split. */
@@ -42,5 +43,52 @@ export class DemoStream {
       plain: this.#pool.subarray(at, at + size),
       transformed: this.#transformed.subarray(at, at + size),
     };
+  }
+}
+
+/** Size of the blocks ChainDigest folds into its chain. */
+const BLOCK = 64 * 1024;
+
+/** A ChainDigest's whole state: small and structured-cloneable, so it fits in a checkpoint. */
+export interface DigestState {
+  readonly chain: Uint8Array;
+  readonly tail: Uint8Array;
+}
+
+/**
+ * sha-256 chained over 64 KiB blocks: chain = sha256(chain || block), and the digest is
+ * sha256(chain || tail). A plain sha-256 cannot be checkpointed (node:crypto cannot export a hash's
+ * state), and the server's digest of a session's input must survive every migration; this one is
+ * independent of how the stream was cut into chunks, so client and servers compute the same value.
+ */
+export class ChainDigest {
+  #chain: Buffer;
+  #tail: Buffer;
+
+  constructor(state?: DigestState) {
+    this.#chain = state ? Buffer.from(state.chain) : Buffer.alloc(32);
+    this.#tail = state ? Buffer.from(state.tail) : Buffer.alloc(0);
+  }
+
+  /** Adds bytes; true when at least one block was folded into the chain (a good moment to checkpoint). */
+  update(chunk: Buffer): boolean {
+    let data = this.#tail.length > 0 ? Buffer.concat([this.#tail, chunk]) : chunk;
+    let folded = false;
+    while (data.length >= BLOCK) {
+      this.#chain = createHash('sha256').update(this.#chain).update(data.subarray(0, BLOCK)).digest();
+      data = data.subarray(BLOCK);
+      folded = true;
+    }
+    // A copy: the chunk may be a view of a socket buffer that gets reused.
+    this.#tail = Buffer.from(data);
+    return folded;
+  }
+
+  get state(): DigestState {
+    return { chain: this.#chain, tail: this.#tail };
+  }
+
+  digest(): Buffer {
+    return createHash('sha256').update(this.#chain).update(this.#tail).digest();
   }
 }

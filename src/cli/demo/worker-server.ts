@@ -1,50 +1,98 @@
-import { createHash } from 'node:crypto';
-import { createServer } from '../../session/index.ts';
-import { DEMO_SESSION_OPTIONS, obeyParent, type ServerConfig, toParent, workerConfig } from './messages.ts';
-import { transform } from './stream.ts';
+import { createPool } from '../../pool/index.ts';
+import { AdviceKind, createServer, type ServerSession } from '../../session/index.ts';
+import {
+  DEMO_SESSION_OPTIONS,
+  type OverloadMessage,
+  obeyParent,
+  type ServerConfig,
+  toParent,
+  workerConfig,
+} from './messages.ts';
+import { ChainDigest, type DigestState, transform } from './stream.ts';
 
-/** The demo's session server (a child process): returns each session's stream transformed. */
+/**
+ * A demo pool member (a child process). Each session returns its input transformed and, once the
+ * input ends, a 32-byte ChainDigest of everything it received: that digest is how the client checks
+ * the upstream direction, whichever servers the session passed through.
+ */
 
 const CORRUPT_AT = 4096;
+/** While overloaded, the surplus is advised again this often: advice sent while a client is between connections is lost. */
+const READVISE_MS = 500;
+
+/** What a session checkpoints: enough to go on from here on another server. */
+interface SessionState {
+  readonly received: number;
+  readonly digest: DigestState;
+}
 
 obeyParent();
 const config = workerConfig<ServerConfig>();
-const server = createServer(DEMO_SESSION_OPTIONS, (session) => {
-  const hash = createHash('sha256');
-  let received = 0;
-  let reported = false;
-  const report = (error: Error | undefined) => {
-    if (reported) return;
-    reported = true;
-    toParent({
-      kind: 'session',
-      sessionId: session.sessionId,
-      received,
-      receivedHash: hash.digest('hex'),
-      error: error?.message,
-    });
-  };
+
+/** Deterministic in (restoredState, input), as a new owner replays the logged input and compares output. */
+function serve(session: ServerSession): void {
+  const restored = session.restoredState as SessionState | undefined;
+  let received = restored?.received ?? 0;
+  const digest = new ChainDigest(restored?.digest);
+  const checkpoint = () => session.checkpoint({ received, digest: digest.state } satisfies SessionState);
+  // Past its log budget the session holds input until we checkpoint.
+  session.on('checkpointNeeded', checkpoint);
   session.on('data', (chunk: Buffer) => {
-    hash.update(chunk);
     const out = transform(chunk);
     if (config.corrupt && received <= CORRUPT_AT && CORRUPT_AT < received + chunk.length) {
       out[CORRUPT_AT - received]! ^= 1;
     }
     received += chunk.length;
+    const folded = digest.update(chunk);
     if (!session.write(out)) {
       session.pause();
       session.once('drain', () => session.resume());
     }
+    if (folded) checkpoint();
   });
-  session.on('end', () => {
-    report(undefined);
-    session.end();
-  });
-  session.on('error', (err) => report(err));
-  session.on('close', () => report(new Error('session closed before its end')));
+  session.on('end', () => session.end(digest.digest()));
+}
+
+let overload: OverloadMessage = { kind: 'overload', keep: null, target: '' };
+let readvise: NodeJS.Timeout | undefined;
+
+/** Advises every session beyond the overload limit to move. */
+function shed(): void {
+  const { keep, target } = overload;
+  if (keep === null) return;
+  for (const session of [...server.sessions.values()].slice(keep))
+    session.advise(AdviceKind.OVERLOAD, target);
+}
+
+const pool = createPool({ self: config.self, members: config.members, secret: config.secret });
+/**
+ * A session that moved away leaves a tombstone redirecting late resumes and pulls. It only has to
+ * outlive the move: a client resuming elsewhere names its last owner itself. Kept short because the
+ * server prefers a tombstone to the client's fresher hint, and a tombstone that outlives a restart
+ * of the member it points to then sends the pull to a member that no longer knows the session.
+ */
+const TOMBSTONE_TTL_MS = 5000;
+
+const server = createServer({ ...DEMO_SESSION_OPTIONS, pool, tombstoneTtl: TOMBSTONE_TTL_MS }, (session) => {
+  serve(session);
+  // A session arriving at an overloaded server is told to go elsewhere at once.
+  if (overload.keep !== null && server.sessions.size > overload.keep) {
+    session.advise(AdviceKind.OVERLOAD, overload.target);
+  }
 });
-const { port } = await server.listen(0, '127.0.0.1');
-toParent({ kind: 'listening', port });
+server.on('sessionError', (err: Error, session: ServerSession) =>
+  toParent({ kind: 'sessionError', sessionId: session.sessionId, message: err.message }),
+);
+process.on('message', (m: OverloadMessage) => {
+  if (m.kind !== 'overload') return;
+  overload = m;
+  clearInterval(readvise);
+  readvise = m.keep === null ? undefined : setInterval(shed, READVISE_MS);
+  shed();
+});
+// The pool member's advertised port is its fault proxy's; the server itself listens behind it.
+await server.listen(config.listenPort, '127.0.0.1');
+toParent({ kind: 'listening' });
 process.on('SIGTERM', () => {
   void server.close().then(() => process.exit(0));
 });
