@@ -391,8 +391,23 @@ export class SessionServer extends EventEmitter implements SessionHost {
     const pool = this.#pool;
     if (!pool) throw createError(ErrorCodes.UNKNOWN_SESSION, `session ${hex} is not known to this server`);
     // The session lives elsewhere: pull its continuation from its owner, now that the client is here.
-    const ownerHint = tomb?.movedTo ?? request.ownerHint ?? '';
-    this.#adopt(hex, () => pool.pull(sessionId, ownerHint, request.epoch ?? 0)).then(
+    // Where the client last had it is the freshest news; where we sent it is the fallback (our
+    // tombstone may be older than the client's later moves).
+    const hints = [...new Set([request.ownerHint, tomb?.movedTo])].filter(
+      (h): h is string => h !== undefined && h !== '' && h !== this.serverId,
+    );
+    const pullFrom = async (): Promise<Continuation> => {
+      let first: unknown;
+      for (const hint of hints) {
+        try {
+          return await pool.pull(sessionId, hint, request.epoch ?? 0);
+        } catch (err) {
+          first ??= err;
+        }
+      }
+      throw first ?? createError(ErrorCodes.UNKNOWN_SESSION, `no known owner for session ${hex}`);
+    };
+    this.#adopt(hex, pullFrom).then(
       (adopted) => {
         if (conn.closed) adopted.awaitResume();
         else this.#resumeHere(conn, adopted, request.received);

@@ -120,8 +120,7 @@ export class Scenario {
     ctx.log(`deploy on ${x}: drain its ${ctx.load(x)} sessions, stop it, start the new version`);
     const report = { moved: 0, remaining: 0, ms: 0, attempts: 0 };
     try {
-      // A drain advises each session once: a client that was between connections at that moment
-      // misses it and resumes here unadvised. Like an operator, ask again for what is left.
+      // Like an operator, ask again if a drain's deadline left anything behind.
       do {
         const r = await ctx.drain(x, DRAIN_DEADLINE_MS);
         report.moved += r.moved;

@@ -65,15 +65,7 @@ function shed(): void {
 }
 
 const pool = createPool({ self: config.self, members: config.members, secret: config.secret });
-/**
- * A session that moved away leaves a tombstone redirecting late resumes and pulls. It only has to
- * outlive the move: a client resuming elsewhere names its last owner itself. Kept short because the
- * server prefers a tombstone to the client's fresher hint, and a tombstone that outlives a restart
- * of the member it points to then sends the pull to a member that no longer knows the session.
- */
-const TOMBSTONE_TTL_MS = 5000;
-
-const server = createServer({ ...DEMO_SESSION_OPTIONS, pool, tombstoneTtl: TOMBSTONE_TTL_MS }, (session) => {
+const server = createServer({ ...DEMO_SESSION_OPTIONS, pool }, (session) => {
   serve(session);
   // A session arriving at an overloaded server is told to go elsewhere at once.
   if (overload.keep !== null && server.sessions.size > overload.keep) {
