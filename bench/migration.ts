@@ -128,6 +128,7 @@ async function serve(id: string, members: readonly Member[]): Promise<void> {
     secret: real.secret,
     self: real.self,
     members: () => real.members(),
+    onMembersChange: (listener) => real.onMembersChange(listener),
     // Arguments are passed through as they are, whatever the SessionPool signature of the day.
     pull: async (...args: Parameters<SessionPool['pull']>): Promise<Continuation> => {
       const start = monoUs();

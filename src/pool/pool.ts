@@ -71,6 +71,11 @@ export class Pool implements SessionPool, ContinuationSource {
     return this.#membership.members();
   }
 
+  onMembersChange(listener: () => void): () => void {
+    this.#membership.on('change', listener);
+    return () => this.#membership.off('change', listener);
+  }
+
   async start(server: SessionServer): Promise<void> {
     const me = this.#membership.get(this.selfId)!;
     const service: PeerService = {

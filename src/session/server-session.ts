@@ -166,9 +166,14 @@ export class ServerSession extends SessionStream {
     clearTimeout(this.#resumeTimer);
     this.#resumeTimer = undefined;
     const retransmitted = this.attach(conn, peerReceived);
-    const members = this.#host.poolMembers();
-    if (members) conn.send(encode.pool(members));
+    this.announcePool();
     return retransmitted;
+  }
+
+  /** Tells the client the pool's members (its alternates). */
+  announcePool(): void {
+    const members = this.#host.poolMembers();
+    if (members) this.connection?.send(encode.pool(members));
   }
 
   resumedBy(conn: Connection, peerReceived: number): void {

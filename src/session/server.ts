@@ -32,6 +32,8 @@ export interface SessionPool {
   readonly self: MemberAddress;
   /** Every member, this one included, as clients should see them. */
   members(): readonly MemberAddress[];
+  /** Calls `listener` whenever the members change; returns a function that stops it. */
+  onMembersChange(listener: () => void): () => void;
   /**
    * Pulls a session's continuation from its owner (`ownerHint` first, following redirects); `epoch`
    * is the highest the client has seen, so a stale owner hands nothing over.
@@ -101,6 +103,7 @@ export class SessionServer extends EventEmitter implements SessionHost {
   #sweeper: NodeJS.Timeout | undefined;
   #closing = false;
   #draining = false;
+  #stopWatchingMembers: (() => void) | undefined;
   #nextDrainTarget = 0;
 
   constructor(options: ServerOptions = {}, handler?: SessionHandler) {
@@ -146,6 +149,10 @@ export class SessionServer extends EventEmitter implements SessionHost {
       });
     });
     await this.#pool?.start(this);
+    // Clients learn the alternates at open and again whenever the pool changes.
+    this.#stopWatchingMembers ??= this.#pool?.onMembersChange(() => {
+      for (const session of this.#sessions.values()) session.announcePool();
+    });
     return address;
   }
 
@@ -176,6 +183,8 @@ export class SessionServer extends EventEmitter implements SessionHost {
     }
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;
+    this.#stopWatchingMembers?.();
+    this.#stopWatchingMembers = undefined;
     await this.#pool?.close();
     await closed;
   }
