@@ -1,29 +1,15 @@
 /** Helpers for benchmarks that run a pool of lazarus servers, one child process per member. */
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
+import { freePorts } from '../../src/pool/free-ports.ts';
 import type { Member } from '../../src/pool/index.ts';
 
 /** Shared by every member of a benchmark pool (any string of 16+ bytes would do). */
 export const BENCH_POOL_SECRET = 'lazarus-benchmark-pool-secret';
 
-/** A loopback port that was free a moment ago (the kernel picks it; we release it at once). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /** Members on loopback with fresh client and peer ports, one per id. */
 export async function loopbackMembers(ids: readonly string[]): Promise<Member[]> {
-  const members: Member[] = [];
-  for (const id of ids)
-    members.push({ id, host: '127.0.0.1', port: await freePort(), peerPort: await freePort() });
-  return members;
+  const ports = await freePorts(2 * ids.length);
+  return ids.map((id, i) => ({ id, host: '127.0.0.1', port: ports[2 * i]!, peerPort: ports[2 * i + 1]! }));
 }
 
 /**

@@ -1,8 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import net, { type AddressInfo } from 'node:net';
 import { type BreakMode, FaultProxy } from '../../faults/fault-proxy.ts';
+import { freePorts } from '../../pool/free-ports.ts';
 import { type Member, requestDrain } from '../../pool/index.ts';
 import type { DrainReport } from '../../session/index.ts';
 import type { OverloadMessage, ServerConfig, ServerMessage } from './messages.ts';
@@ -165,22 +165,4 @@ export class DemoCluster {
       });
     });
   }
-}
-
-/** Ports free right now, all distinct (each is held until all are found). */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<net.Server>((resolve, reject) => {
-          const s = net.createServer();
-          s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
 }
