@@ -225,13 +225,14 @@ export class ClientSession extends SessionStream {
       this.emit('migrating', { to: member.id, reason });
       // Leave the current server: the new one pulls the session from it.
       const conn = this.detach();
-      conn?.close();
       const dialing = this.#dialing;
       this.#dialing = undefined;
-      dialing?.close();
       clearTimeout(this.#reconnectTimer);
       this.#reconnectTimer = undefined;
       this.#dial();
+      // Closed after the new connect is under way: the close is not on the migration's path.
+      conn?.close();
+      dialing?.close();
     });
   }
 

@@ -51,12 +51,11 @@ export type FrameTypeValue = (typeof FrameType)[keyof typeof FrameType];
 /** DATA carries a piggybacked cumulative ack (u64) before its payload. */
 export const DATA_PREFIX_SIZE = 8;
 
+const SESSION_TYPES: ReadonlySet<number> = new Set<number>(Object.values(FrameType));
+const SESSION_STREAMED: ReadonlyMap<number, number> = new Map([[FrameType.DATA, DATA_PREFIX_SIZE]]);
+
 export function sessionDecoderOptions(maxFrameSize: number): FrameDecoderOptions {
-  return {
-    types: new Set<number>(Object.values(FrameType)),
-    streamed: new Map([[FrameType.DATA, DATA_PREFIX_SIZE]]),
-    maxFrameSize,
-  };
+  return { types: SESSION_TYPES, streamed: SESSION_STREAMED, maxFrameSize };
 }
 
 export interface ServerHello {

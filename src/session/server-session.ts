@@ -178,10 +178,17 @@ export class ServerSession extends SessionStream {
 
   resumedBy(conn: Connection, peerReceived: number): void {
     this.checkPeerOffset(peerReceived);
-    // RESUMED must precede the retransmission that attaching starts.
-    conn.send(encode.resumed({ received: this.receivedOffset, epoch: this.epoch }));
-    const retransmitted = this.attachConnection(conn, peerReceived);
-    this.confirm();
+    // RESUMED, the pool, the retransmission and the handler's first output leave in one write.
+    conn.socket.cork();
+    let retransmitted: number;
+    try {
+      // RESUMED must precede the retransmission that attaching starts.
+      conn.send(encode.resumed({ received: this.receivedOffset, epoch: this.epoch }));
+      retransmitted = this.attachConnection(conn, peerReceived);
+      this.confirm();
+    } finally {
+      conn.socket.uncork();
+    }
     channels.resume.publish({ side: this.side, sessionId: this.sessionId, retransmitted });
     this.emit('resumed', { attempt: 0, retransmitted });
   }
