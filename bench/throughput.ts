@@ -9,17 +9,14 @@
  *
  *   npx tsx bench/throughput.ts [--bytes 1G] [--runs 5] [--quick]
  */
-import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { parseArgs } from 'node:util';
+import { alternatingRuns, parseSize, sinkStream, timedTransfer, WRITE_SIZE } from './lib/bulk.ts';
 import { nextMessage, spawnTsx, stopChild } from './lib/child.ts';
 import { machineLine } from './lib/machine.ts';
 import { emitResult, textTable } from './lib/report.ts';
 import { median, round } from './lib/stats.ts';
 import { closeStream, dial, listenBoth, type Ports, type Transport } from './lib/transport.ts';
-
-const WRITE_SIZE = 64 * 1024;
-const DONE = 0x01;
 
 const { values: flags } = parseArgs({
   options: {
@@ -30,27 +27,12 @@ const { values: flags } = parseArgs({
   },
 });
 
-/** "1G", "256M", "64k" or plain bytes; binary multiples. */
-function parseSize(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)([kmg]?)i?b?$/i.exec(text.trim());
-  if (!m) throw new Error(`cannot read size "${text}" (use e.g. 1G, 256M, 1048576)`);
-  const unit = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
-  return Math.round(Number(m[1]) * unit);
-}
-
 const totalBytes = parseSize(flags.bytes ?? (flags.quick ? '128M' : '1G'));
 const runs = Number(flags.runs ?? (flags.quick ? 2 : 5));
 
 /** Child: counts what each stream delivers and replies one byte once `totalBytes` have arrived. */
 async function sink(): Promise<void> {
-  const listeners = await listenBoth((stream) => {
-    let received = 0;
-    stream.on('data', (chunk: Buffer) => {
-      received += chunk.length;
-      if (received === totalBytes) stream.write(Buffer.of(DONE));
-    });
-    stream.on('error', () => {});
-  });
+  const listeners = await listenBoth((stream) => sinkStream(stream, totalBytes));
   process.send?.(listeners.ports);
   process.on('disconnect', () => process.exit(0));
 }
@@ -58,18 +40,9 @@ async function sink(): Promise<void> {
 /** One timed transfer on a fresh stream; returns MB/s. */
 async function transfer(transport: Transport, port: number, bytes: number, payload: Buffer): Promise<number> {
   const stream: Duplex = await dial(transport, port);
-  const confirmed = once(stream, 'data');
-  const started = process.hrtime.bigint();
-  let sent = 0;
-  while (sent < bytes) {
-    const n = Math.min(WRITE_SIZE, bytes - sent);
-    sent += n;
-    if (!stream.write(n === WRITE_SIZE ? payload : payload.subarray(0, n))) await once(stream, 'drain');
-  }
-  await confirmed;
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const mbps = await timedTransfer(stream, bytes, payload);
   await closeStream(stream);
-  return bytes / 1e6 / seconds;
+  return mbps;
 }
 
 async function main(): Promise<void> {
@@ -83,17 +56,12 @@ async function main(): Promise<void> {
     const payload = Buffer.alloc(WRITE_SIZE, 0xab);
     console.log(`throughput: ${totalBytes} bytes per run, ${WRITE_SIZE} B writes, ${runs} runs each`);
     console.log(`machine: ${machineLine()}`);
-    for (const t of ['session', 'raw'] as const) await transfer(t, ports[t], totalBytes, payload);
-
-    const results: Record<Transport, number[]> = { session: [], raw: [] };
-    for (let i = 0; i < runs; i++) {
-      const order: readonly Transport[] = i % 2 === 0 ? ['session', 'raw'] : ['raw', 'session'];
-      for (const t of order) {
-        const mbps = await transfer(t, ports[t], totalBytes, payload);
-        results[t].push(mbps);
-        console.log(`  run ${i + 1} ${t.padEnd(7)} ${mbps.toFixed(1)} MB/s`);
-      }
-    }
+    const results = await alternatingRuns<Transport>(
+      ['session', 'raw'],
+      runs,
+      (t) => transfer(t, ports[t], totalBytes, payload),
+      (round, t, mbps) => console.log(`  run ${round} ${t.padEnd(7)} ${mbps.toFixed(1)} MB/s`),
+    );
     const session = median(results.session);
     const raw = median(results.raw);
     const row = (t: Transport) => [
