@@ -99,6 +99,20 @@ interface MoveResult {
   cpuUs: number;
 }
 
+/** A client moved (raw: reconnected; session: 'migrated'). */
+function recordMove(result: MoveResult): void {
+  const now = monoUs();
+  result.moved++;
+  result.lastMoved = Math.max(result.lastMoved, now);
+  result.moveTimes.push(now);
+}
+
+/** A client's message after the move came back intact. */
+function recordVerified(result: MoveResult): void {
+  result.verified++;
+  result.lastVerified = Math.max(result.lastVerified, monoUs());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Child: one pool member; the session handler echoes and checkpoints; a raw listener for the baseline.
 
@@ -260,15 +274,12 @@ async function clients(
           const next = net.connect({ port: ports.raw[1 + (index % 2)]!, host: '127.0.0.1', noDelay: true });
           next.on('error', fail);
           next.once('connect', () => {
-            result.moved++;
-            result.lastMoved = Math.max(result.lastMoved, monoUs());
-            result.moveTimes.push(monoUs());
+            recordMove(result);
             const message = `after ${index}\n`;
             const expect = new Expect();
             next.on('data', (chunk: Buffer) => expect.feed(chunk));
             expect.until(message).then(() => {
-              result.verified++;
-              result.lastVerified = Math.max(result.lastVerified, monoUs());
+              recordVerified(result);
               sockets.push(next);
               done();
             }, fail);
@@ -318,13 +329,10 @@ async function clients(
         await greeted;
         result.opened++;
         session.once('migrated', () => {
-          result.moved++;
-          result.lastMoved = Math.max(result.lastMoved, monoUs());
-          result.moveTimes.push(monoUs());
+          recordMove(result);
           const after = `after ${index}\n`;
           expect.until(hello + after).then(() => {
-            result.verified++;
-            result.lastVerified = Math.max(result.lastVerified, monoUs());
+            recordVerified(result);
             done();
           }, fail);
           session.write(after);

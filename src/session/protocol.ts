@@ -46,8 +46,6 @@ export const FrameType = {
   ADVICE: 0x17,
 } as const;
 
-export type FrameTypeValue = (typeof FrameType)[keyof typeof FrameType];
-
 /** DATA carries a piggybacked cumulative ack (u64) before its payload. */
 export const DATA_PREFIX_SIZE = 8;
 

@@ -62,6 +62,8 @@ export class ServerSession extends SessionStream {
   #checkpointRequested = false;
   /** Compares replayed output with the old owner's log; undefined once caught up. */
   #replay: OutputComparator | undefined;
+  /** Input logged by the old owner, pushed to the handler once it has been handed the session. */
+  #pendingReplayInput: { input: Buffer; fin: boolean } | undefined;
   /** State the application saved at its last checkpoint on the previous owner; undefined for a new session. */
   readonly restoredState: unknown;
 
@@ -212,8 +214,6 @@ export class ServerSession extends SessionStream {
       if (fin) this.push(null);
     }
   }
-
-  #pendingReplayInput: { input: Buffer; fin: boolean } | undefined;
 
   override onFrame(type: number, body: Buffer): void {
     this.confirm();
