@@ -1,6 +1,6 @@
 import { createError, ErrorCodes } from '../wire/errors.ts';
 import { FieldReader, FieldWriter, writeU64 } from '../wire/fields.ts';
-import { encodeFrame, FRAME_HEADER_SIZE } from '../wire/frame.ts';
+import { allocFrame, encodeFrame, FRAME_HEADER_SIZE } from '../wire/frame.ts';
 import type { FrameDecoderOptions } from '../wire/frame-decoder.ts';
 
 /**
@@ -155,9 +155,7 @@ export const encode = {
    * copies in; with no room the payload is written separately, never copied.
    */
   dataHeader(ack: number, payloadLength: number, room = 0): Buffer {
-    const out = Buffer.allocUnsafe(FRAME_HEADER_SIZE + DATA_PREFIX_SIZE + room);
-    out.writeUInt32BE(DATA_PREFIX_SIZE + payloadLength, 0);
-    out[4] = FrameType.DATA;
+    const out = allocFrame(FrameType.DATA, DATA_PREFIX_SIZE + payloadLength, DATA_PREFIX_SIZE + room);
     writeU64(out, ack, FRAME_HEADER_SIZE);
     return out;
   },

@@ -13,11 +13,20 @@ export const FRAME_HEADER_SIZE = 5;
 /** Default upper bound on one frame body; decoders refuse anything larger. */
 export const DEFAULT_MAX_FRAME_SIZE = 1024 * 1024;
 
+/**
+ * Allocates a frame of `bodyLength` with its header written and `room` bytes after the header for the
+ * caller to fill (the whole body, or just a prefix when the payload is written separately).
+ */
+export function allocFrame(type: number, bodyLength: number, room: number): Buffer {
+  const out = Buffer.allocUnsafe(FRAME_HEADER_SIZE + room);
+  out.writeUInt32BE(bodyLength, 0);
+  out[4] = type;
+  return out;
+}
+
 /** Encodes a complete frame into one buffer (for small control frames). */
 export function encodeFrame(type: number, body: Uint8Array = EMPTY): Buffer {
-  const out = Buffer.allocUnsafe(FRAME_HEADER_SIZE + body.length);
-  out.writeUInt32BE(body.length, 0);
-  out[4] = type;
+  const out = allocFrame(type, body.length, body.length);
   out.set(body, FRAME_HEADER_SIZE);
   return out;
 }
@@ -27,9 +36,7 @@ export function encodeFrame(type: number, body: Uint8Array = EMPTY): Buffer {
  * written separately (writev) so it is never copied.
  */
 export function encodeFrameHeader(type: number, bodyLength: number, prefix: Uint8Array = EMPTY): Buffer {
-  const out = Buffer.allocUnsafe(FRAME_HEADER_SIZE + prefix.length);
-  out.writeUInt32BE(bodyLength, 0);
-  out[4] = type;
+  const out = allocFrame(type, bodyLength, prefix.length);
   out.set(prefix, FRAME_HEADER_SIZE);
   return out;
 }
