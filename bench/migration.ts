@@ -20,9 +20,10 @@
  * server's accepted socket (net.server.socket), a SessionPool wrapper around the real Pool (pull
  * start and end), the server's 'adopted' event, the handler, and a wrapper around the origin's
  * surrender (freeze and encode). Phases:
- *   connect   migrate() called -> TCP connected (client)
- *   hello     connected -> SERVER_HELLO received (client)
- *   auth      SERVER_HELLO received -> pull started (client proof, RESUME, ticket and proof checked)
+ *   connect   migrate() called -> TCP connected (client; the early RESUME is queued before this)
+ *   accept    connected -> the new server has accepted the connection
+ *   arrive    accepted -> the new server reads the RESUME
+ *   auth      RESUME read -> pull started (ticket, proof and replay cache checked)
  *   pull      pull started -> continuation decoded (peer round trip; origin surrender is part of it)
  *   restore   continuation decoded -> handler called (session rebuilt, snapshot deserialized, RESUMED sent)
  *   replay    handler called -> first live byte handed to write() (64 B input replayed, output compared)
@@ -79,6 +80,7 @@ const warmup = flags.quick ? 20 : 60;
 /** What a new owner saw of one incoming migration, by session epoch. */
 interface ArrivalMarks {
   readonly epoch: number;
+  readonly accepted: number | undefined;
   readonly resumeRx: number | undefined;
   readonly pullStart: number;
   readonly pullEnd: number;
@@ -109,14 +111,21 @@ interface Ready {
 
 async function serve(id: string, members: readonly Member[]): Promise<void> {
   const marks: ServerMarks = { arrivals: [], surrenders: [] };
-  // When each accepted connection delivered its first bytes (the RESUME frame), by client port.
+  // When each connection was accepted and delivered its first bytes (the RESUME frame), by client port.
+  const accepted = new Map<number, number>();
   const firstData = new Map<number, number>();
   diagnostics_channel.subscribe('net.server.socket', (message) => {
     const socket = (message as { socket: net.Socket }).socket;
     const port = socket.remotePort;
     if (port === undefined) return;
+    accepted.set(port, monoUs());
     socket.once('data', () => firstData.set(port, monoUs()));
-    socket.once('close', () => setTimeout(() => firstData.delete(port), 5000).unref());
+    socket.once('close', () =>
+      setTimeout(() => {
+        firstData.delete(port);
+        accepted.delete(port);
+      }, 5000).unref(),
+    );
   });
 
   const real = createPool({ self: id, members, secret: BENCH_POOL_SECRET });
@@ -160,6 +169,7 @@ async function serve(id: string, members: readonly Member[]): Promise<void> {
       const pull = pulls.get(hex);
       marks.arrivals.push({
         epoch: session.epoch,
+        accepted: session.remotePort === undefined ? undefined : accepted.get(session.remotePort),
         resumeRx: session.remotePort === undefined ? undefined : firstData.get(session.remotePort),
         pullStart: pull?.start ?? Number.NaN,
         pullEnd: pull?.end ?? Number.NaN,
@@ -229,7 +239,6 @@ function timedSurrender(server: SessionServer, into: SurrenderMarks[]): SessionS
 /** Client-side marks of the socket the session dials next (published by net.connect). */
 interface DialMarks {
   connected: number;
-  helloRx: number;
 }
 let nextDial: DialMarks | undefined;
 diagnostics_channel.subscribe('net.client.socket', (message) => {
@@ -239,9 +248,6 @@ diagnostics_channel.subscribe('net.client.socket', (message) => {
   const socket = (message as { socket: net.Socket }).socket;
   socket.once('connect', () => {
     marks.connected = monoUs();
-  });
-  socket.once('data', () => {
-    marks.helloRx = monoUs();
   });
 });
 
@@ -279,7 +285,6 @@ interface Sample {
   readonly epoch: number;
   readonly total: number;
   readonly connect: number;
-  readonly hello: number;
   readonly t0: number;
   readonly t1: number;
 }
@@ -297,7 +302,17 @@ async function floorSample(port: number): Promise<number> {
   return us;
 }
 
-const PHASES = ['connect', 'hello', 'auth', 'pull', 'surrender', 'restore', 'replay', 'deliver'] as const;
+const PHASES = [
+  'connect',
+  'accept',
+  'arrive',
+  'auth',
+  'pull',
+  'surrender',
+  'restore',
+  'replay',
+  'deliver',
+] as const;
 type Phase = (typeof PHASES)[number];
 
 interface SizeResult {
@@ -339,7 +354,7 @@ async function runSize(
     const next = (at + 1) % IDS.length;
     const floorFirst = i % 2 === 1;
     if (floorFirst) floors.push(await floorSample(rawPorts[next]!));
-    const dial: DialMarks = { connected: Number.NaN, helloRx: Number.NaN };
+    const dial: DialMarks = { connected: Number.NaN };
     nextDial = dial;
     const hello = reader.expect(1);
     const t0 = monoUs();
@@ -353,7 +368,6 @@ async function runSize(
       epoch: session.epoch,
       total: t1 - t0,
       connect: dial.connected - t0,
-      hello: dial.helloRx - dial.connected,
       t0,
       t1,
     });
@@ -377,8 +391,9 @@ async function runSize(
         if (Number.isFinite(v)) phases[p].push(v);
       };
       add('connect', s.connect);
-      add('hello', s.hello);
-      add('auth', a.pullStart - (s.t0 + s.connect + s.hello));
+      add('accept', (a.accepted ?? Number.NaN) - (s.t0 + s.connect));
+      add('arrive', (a.resumeRx ?? Number.NaN) - (a.accepted ?? Number.NaN));
+      add('auth', a.pullStart - (a.resumeRx ?? Number.NaN));
       add('pull', a.pullEnd - a.pullStart);
       add('surrender', sur.end - sur.start);
       add('restore', a.handler - a.pullEnd);

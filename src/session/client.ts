@@ -1,8 +1,8 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { codeFromWire, createError, ErrorCodes } from '../wire/errors.ts';
-import { Connection, handshakeHandler } from './connection.ts';
-import { resumeProof } from './credentials.ts';
+import { Connection, discardingHandler, handshakeHandler } from './connection.ts';
+import { earlyResumeProof, newClientNonce, resumeProof } from './credentials.ts';
 import { channels } from './diagnostics.ts';
 import type { MigrationDecision, MigrationPolicy, PolicyView } from './migration.ts';
 import { type CommonOptions, type ResolvedCommon, resolveCommon } from './options.ts';
@@ -32,6 +32,11 @@ export interface ConnectOptions extends CommonOptions {
   minDwell?: number;
   /** Failed reconnects to one server before trying an alternate. Default 3. */
   failoverAfter?: number;
+  /**
+   * Resume with the connect, not after the server's hello, when the member dialled is known by id
+   * (saves a round trip per migration; the server may still ask for the hello's nonce). Default true.
+   */
+  earlyResume?: boolean;
 }
 
 export type ClientStatus = 'opening' | 'open' | 'reconnecting' | 'migrating' | 'closed';
@@ -110,10 +115,17 @@ export class ClientSession extends SessionStream {
   readonly #startedAt = Date.now();
   #everConnected = false;
   #dialing: Connection | undefined;
+  /**
+   * The connection a migration left, closed once the session is attached again: closing it at once
+   * would wake its server in the middle of the migration (the new owner's pull closes it anyway).
+   */
+  #leaving: Connection | undefined;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #refed = true;
   readonly #onAbort: () => void;
   #target: Target;
+  /** Server ids seen in hellos, by address: lets a resume to an address known only so be early too. */
+  readonly #idAt = new Map<string, string>();
   /** Where the session was opened. */
   readonly #home: Target;
   #ownerId: string | undefined;
@@ -225,13 +237,16 @@ export class ClientSession extends SessionStream {
       this.emit('migrating', { to: member.id, reason });
       // Leave the current server: the new one pulls the session from it.
       const conn = this.detach();
+      if (conn) {
+        conn.setHandler(discardingHandler);
+        this.#closeLeaving();
+        this.#leaving = conn;
+      }
       const dialing = this.#dialing;
       this.#dialing = undefined;
       clearTimeout(this.#reconnectTimer);
       this.#reconnectTimer = undefined;
       this.#dial();
-      // Closed after the new connect is under way: the close is not on the migration's path.
-      conn?.close();
       dialing?.close();
     });
   }
@@ -259,15 +274,24 @@ export class ClientSession extends SessionStream {
       this.#common.handshakeTimeout,
     ).unref();
     let helloId = '';
+    let helloNonce: Buffer | undefined;
+    const early = this.#sendEarlyResume(socket);
     const handshake = handshakeHandler({
       onFrame: (type, body) => {
         switch (type) {
           case FrameType.SERVER_HELLO: {
             const hello = decode.serverHello(body);
             helloId = hello.serverId;
-            this.#onServerHello(conn, hello.nonce);
+            helloNonce = hello.nonce;
+            this.#idAt.set(`${host}:${port}`, hello.serverId);
+            if (!early) this.#onServerHello(conn, hello.nonce);
             return;
           }
+          case FrameType.CHALLENGE:
+            decode.challenge(body);
+            if (!early || !helloNonce) throw createError(ErrorCodes.PROTOCOL, 'unexpected CHALLENGE');
+            this.#onServerHello(conn, helloNonce);
+            return;
           case FrameType.OPENED:
             clearTimeout(timer);
             this.#onOpened(conn, decode.opened(body), helloId);
@@ -299,6 +323,31 @@ export class ClientSession extends SessionStream {
     });
     const conn = new Connection(socket, handshake, this.#common.maxFrameSize);
     this.#dialing = conn;
+  }
+
+  /**
+   * Writes an EARLY_RESUME on a socket still connecting (node queues it), when the member dialled is
+   * known by id; returns whether it did.
+   */
+  #sendEarlyResume(socket: net.Socket): boolean {
+    const creds = this.#credentials;
+    const { host, port, id } = this.#target;
+    const serverId = id ?? this.#idAt.get(`${host}:${port}`);
+    if (!creds || serverId === undefined || this.#options.earlyResume === false) return false;
+    const clientNonce = newClientNonce();
+    const sentAt = Date.now();
+    const frame = encode.earlyResume({
+      ticket: creds.ticket,
+      proof: earlyResumeProof(creds.secret, serverId, clientNonce, sentAt, creds.sessionId),
+      received: this.receivedOffset,
+      epoch: this.epoch,
+      ownerHint: this.#ownerId ?? '',
+      serverId,
+      clientNonce,
+      sentAt,
+    });
+    socket.write(frame);
+    return true;
   }
 
   #onServerHello(conn: Connection, nonce: Buffer): void {
@@ -371,8 +420,14 @@ export class ClientSession extends SessionStream {
     if (from !== serverId) this.#finishMigration(from, serverId);
   }
 
+  #closeLeaving(): void {
+    this.#leaving?.close();
+    this.#leaving = undefined;
+  }
+
   #attachHere(conn: Connection, peerReceived: number): number {
     const retransmitted = this.attach(conn, peerReceived);
+    this.#closeLeaving();
     this.#attachedAt = Date.now();
     this.#lastReceivedAt = this.#attachedAt;
     this.#advice = undefined;
@@ -582,6 +637,7 @@ export class ClientSession extends SessionStream {
     const dialing = this.#dialing;
     this.#dialing = undefined;
     dialing?.close();
+    this.#closeLeaving();
     this.#options.signal?.removeEventListener('abort', this.#onAbort);
     this.#migration?.reject(
       err ?? createError(ErrorCodes.MIGRATION_FAILED, 'session closed during migration'),

@@ -22,6 +22,19 @@ export interface ConnectionHandler {
   onClose(err: Error | undefined): void;
 }
 
+/**
+ * A handler for a connection the session has left but not closed yet: whatever still arrives on it
+ * belongs to no one (the session resumes elsewhere from its own offsets).
+ */
+export const discardingHandler: ConnectionHandler = {
+  onFrame: () => {},
+  onDataAck: () => {},
+  onData: () => {},
+  onReadEnd: () => {},
+  onDrain: () => {},
+  onClose: () => {},
+};
+
 /** A handler for a connection still in its handshake: control frames only, data is a protocol error. */
 export function handshakeHandler(h: Pick<ConnectionHandler, 'onFrame' | 'onClose'>): ConnectionHandler {
   return {

@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createError, ErrorCodes } from '../wire/errors.ts';
-import { PROOF_SIZE, SESSION_ID_SIZE } from './protocol.ts';
+import { CLIENT_NONCE_SIZE, PROOF_SIZE, SESSION_ID_SIZE } from './protocol.ts';
 
 /**
  * Session credentials. A ticket names a session and is MACed with the pool secret, so any server
@@ -26,6 +26,10 @@ export function newSessionId(): Buffer {
 
 export function newNonce(): Buffer {
   return randomBytes(32);
+}
+
+export function newClientNonce(): Buffer {
+  return randomBytes(CLIENT_NONCE_SIZE);
 }
 
 export function deriveSessionSecret(poolSecret: Uint8Array, sessionId: Uint8Array): Buffer {
@@ -70,13 +74,36 @@ export function resumeProof(sessionSecret: Uint8Array, nonce: Uint8Array, sessio
   return createHmac('sha256', sessionSecret).update('lz-resume').update(nonce).update(sessionId).digest();
 }
 
+/** The proof of an early resume: bound to the member dialled, a client nonce and the client's clock. */
+export function earlyResumeProof(
+  sessionSecret: Uint8Array,
+  serverId: string,
+  clientNonce: Uint8Array,
+  sentAt: number,
+  sessionId: Uint8Array,
+): Buffer {
+  const at = Buffer.allocUnsafe(8);
+  at.writeBigUInt64BE(BigInt(sentAt));
+  return createHmac('sha256', sessionSecret)
+    .update('lz-early-resume')
+    .update(serverId)
+    .update('\0')
+    .update(clientNonce)
+    .update(at)
+    .update(sessionId)
+    .digest();
+}
+
 export function checkResumeProof(
   sessionSecret: Uint8Array,
   nonce: Uint8Array,
   sessionId: Uint8Array,
   proof: Uint8Array,
 ): void {
-  const expected = resumeProof(sessionSecret, nonce, sessionId);
+  checkProof(resumeProof(sessionSecret, nonce, sessionId), proof);
+}
+
+export function checkProof(expected: Buffer, proof: Uint8Array): void {
   if (proof.length !== PROOF_SIZE || !timingSafeEqual(expected, proof)) {
     throw createError(ErrorCodes.AUTH_FAILED, 'proof of the session secret is wrong or replayed');
   }

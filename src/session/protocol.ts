@@ -4,13 +4,18 @@ import { allocFrame, encodeFrame, FRAME_HEADER_SIZE } from '../wire/frame.ts';
 import type { FrameDecoderOptions } from '../wire/frame-decoder.ts';
 
 /**
- * The session protocol (client <-> server). The server speaks first with a fresh nonce, so a
- * resume costs one round trip after connect: RESUME carries the proof over that nonce.
+ * The session protocol (client <-> server). The server speaks first with a fresh nonce; RESUME
+ * carries a proof over that nonce, one round trip after connect. A client that knows which member it
+ * dials may instead resume at once (EARLY_RESUME, sent with the connect): its proof covers that
+ * member's id, a client nonce and the time, and the member admits each such proof once within a
+ * window (a replay cache); otherwise it answers CHALLENGE and the client falls back to RESUME.
  *
  *   S: SERVER_HELLO  magic, version, nonce, server id
  *   C: OPEN          magic, version                      -> S: OPENED  session id, secret, ticket
  *   C: RESUME        magic, version, ticket, proof, recv, epoch, owner hint
  *                                                        -> S: RESUMED recv, epoch | REFUSED code, message
+ *   C: EARLY_RESUME  magic, version, ticket, proof, recv, epoch, owner hint, server id, client nonce, sent at
+ *                                                        -> S: RESUMED | REFUSED | CHALLENGE
  *   both: DATA (ack prefix + payload, streamed), ACK, FIN, PING, PONG, ABORT
  *   S: POOL members, ADVICE kind + target
  *
@@ -26,6 +31,7 @@ export const VERSION = 1;
 export const NONCE_SIZE = 32;
 export const SESSION_ID_SIZE = 16;
 export const PROOF_SIZE = 32;
+export const CLIENT_NONCE_SIZE = 16;
 
 export const FrameType = {
   SERVER_HELLO: 0x01,
@@ -34,6 +40,9 @@ export const FrameType = {
   OPENED: 0x04,
   RESUMED: 0x05,
   REFUSED: 0x06,
+  EARLY_RESUME: 0x07,
+  /** Server -> client: the early proof is not admitted (stale, replayed, other member); RESUME instead. */
+  CHALLENGE: 0x08,
   DATA: 0x10,
   ACK: 0x11,
   FIN: 0x12,
@@ -70,6 +79,15 @@ export interface ResumeRequest {
   readonly epoch?: number;
   /** Server id of the session's last known owner, where a pool member pulls it from. */
   readonly ownerHint?: string;
+}
+
+/** A resume sent with the connect, before the server's nonce is known. */
+export interface EarlyResumeRequest extends ResumeRequest {
+  /** The member the client dials: a proof admitted by one member is worthless at another. */
+  readonly serverId: string;
+  readonly clientNonce: Buffer;
+  /** Client clock, ms since the epoch: bounds how long the member must remember the proof. */
+  readonly sentAt: number;
 }
 
 export interface Resumed {
@@ -116,6 +134,21 @@ function checkMagic(r: FieldReader): void {
   }
 }
 
+function writeResume(r: ResumeRequest): FieldWriter {
+  const w = new FieldWriter(160).u32(MAGIC).u8(VERSION).bytes16(r.ticket).fixed(r.proof).u64(r.received);
+  return w.u32(r.epoch ?? 0).string(r.ownerHint ?? '');
+}
+
+function readResume(r: FieldReader): ResumeRequest {
+  checkMagic(r);
+  const ticket = r.bytes16();
+  const proof = r.fixed(PROOF_SIZE);
+  const received = r.u64();
+  const epoch = r.u32();
+  const ownerHint = r.string();
+  return { ticket, proof, received, epoch, ownerHint };
+}
+
 export const encode = {
   serverHello(h: ServerHello): Buffer {
     const w = new FieldWriter(64).u32(MAGIC).u8(VERSION).fixed(h.nonce).string(h.serverId);
@@ -125,9 +158,14 @@ export const encode = {
     return encodeFrame(FrameType.OPEN, new FieldWriter(8).u32(MAGIC).u8(VERSION).finish());
   },
   resume(r: ResumeRequest): Buffer {
-    const w = new FieldWriter(128).u32(MAGIC).u8(VERSION).bytes16(r.ticket).fixed(r.proof).u64(r.received);
-    w.u32(r.epoch ?? 0).string(r.ownerHint ?? '');
-    return encodeFrame(FrameType.RESUME, w.finish());
+    return encodeFrame(FrameType.RESUME, writeResume(r).finish());
+  },
+  earlyResume(r: EarlyResumeRequest): Buffer {
+    const w = writeResume(r).string(r.serverId).fixed(r.clientNonce).u64(r.sentAt);
+    return encodeFrame(FrameType.EARLY_RESUME, w.finish());
+  },
+  challenge(): Buffer {
+    return encodeFrame(FrameType.CHALLENGE, Buffer.alloc(0));
   },
   opened(o: Opened): Buffer {
     const w = new FieldWriter(128).fixed(o.sessionId).fixed(o.secret).bytes16(o.ticket);
@@ -189,14 +227,21 @@ export const decode = {
   },
   resume(body: Buffer): ResumeRequest {
     const r = new FieldReader(body, 'RESUME');
-    checkMagic(r);
-    const ticket = r.bytes16();
-    const proof = r.fixed(PROOF_SIZE);
-    const received = r.u64();
-    const epoch = r.u32();
-    const ownerHint = r.string();
+    const request = readResume(r);
     r.end();
-    return { ticket, proof, received, epoch, ownerHint };
+    return request;
+  },
+  earlyResume(body: Buffer): EarlyResumeRequest {
+    const r = new FieldReader(body, 'EARLY_RESUME');
+    const request = readResume(r);
+    const serverId = r.string();
+    const clientNonce = r.fixed(CLIENT_NONCE_SIZE);
+    const sentAt = r.u64();
+    r.end();
+    return { ...request, serverId, clientNonce, sentAt };
+  },
+  challenge(body: Buffer): void {
+    new FieldReader(body, 'CHALLENGE').end();
   },
   resumed(body: Buffer): Resumed {
     const r = new FieldReader(body, 'RESUMED');

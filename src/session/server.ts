@@ -5,8 +5,10 @@ import { type Continuation, checkContinuation, encodeContinuation } from '../con
 import { createError, ErrorCodes, isLazarusError, type LazarusError } from '../wire/errors.ts';
 import { Connection, handshakeHandler } from './connection.ts';
 import {
+  checkProof,
   checkResumeProof,
   deriveSessionSecret,
+  earlyResumeProof,
   mintTicket,
   newNonce,
   newSessionId,
@@ -15,7 +17,16 @@ import {
 } from './credentials.ts';
 import { channels } from './diagnostics.ts';
 import { type CommonOptions, type ResolvedCommon, resolveCommon } from './options.ts';
-import { AdviceKind, decode, encode, FrameType, type MemberAddress, type ResumeRequest } from './protocol.ts';
+import {
+  AdviceKind,
+  decode,
+  type EarlyResumeRequest,
+  encode,
+  FrameType,
+  type MemberAddress,
+  type ResumeRequest,
+} from './protocol.ts';
+import { ReplayGuard } from './replay-guard.ts';
 import { type ContinuationOptions, ServerSession, type SessionHost } from './server-session.ts';
 
 export { ServerSession };
@@ -61,6 +72,12 @@ export interface ServerOptions extends CommonOptions {
   logBudget?: number;
   /** Advise clients to move once this server holds more sessions than this. */
   maxSessions?: number;
+  /**
+   * Admit resumes sent with the connect (one round trip less per migration): each proof once, if
+   * its client clock is within `window` ms of ours. `false`: every resume answers the hello's nonce.
+   * Default { window: 30 s, capacity: 100,000 proofs remembered }.
+   */
+  earlyResume?: false | { window?: number; capacity?: number };
 }
 
 export type SessionHandler = (session: ServerSession) => void;
@@ -100,6 +117,7 @@ export class SessionServer extends EventEmitter implements SessionHost {
   /** Pulls in flight here, by session id, so two resumes of one session share one pull. */
   readonly #pulling = new Map<string, Promise<ServerSession>>();
   readonly #tombstoneTtl: number;
+  readonly #replayGuard: ReplayGuard | undefined;
   #sweeper: NodeJS.Timeout | undefined;
   #closing = false;
   #draining = false;
@@ -118,6 +136,10 @@ export class SessionServer extends EventEmitter implements SessionHost {
     };
     this.#maxSessions = options.maxSessions ?? Number.POSITIVE_INFINITY;
     this.#tombstoneTtl = options.tombstoneTtl ?? 2 * this.#common.resumeTimeout;
+    const early = options.earlyResume ?? {};
+    this.#replayGuard = early
+      ? new ReplayGuard(early.window ?? 30_000, early.capacity ?? 100_000)
+      : undefined;
     const onSocket = (socket: net.Socket) => this.#onSocket(socket);
     this.#listener = options.tls ? tls.createServer(options.tls, onSocket) : net.createServer(onSocket);
     // TLS handshake failures and the like concern one connection only.
@@ -335,6 +357,7 @@ export class SessionServer extends EventEmitter implements SessionHost {
       return;
     }
     const nonce = newNonce();
+    let challenged = false;
     const timer = setTimeout(
       () =>
         conn.close(
@@ -344,13 +367,30 @@ export class SessionServer extends EventEmitter implements SessionHost {
     ).unref();
     const handshake = handshakeHandler({
       onFrame: (type, body) => {
+        if (type === FrameType.EARLY_RESUME && !challenged) {
+          const request = decode.earlyResume(body);
+          const sessionId = this.#admitEarly(request);
+          if (!sessionId) {
+            // Not admitted: the client answers the hello's nonce instead, on this connection.
+            challenged = true;
+            conn.send(encode.challenge());
+            return;
+          }
+          clearTimeout(timer);
+          this.#handshaking.delete(conn);
+          this.#resume(conn, sessionId, request);
+          return;
+        }
         clearTimeout(timer);
         this.#handshaking.delete(conn);
         if (type === FrameType.OPEN) {
           decode.open(body);
           this.#open(conn);
         } else if (type === FrameType.RESUME) {
-          this.#resume(conn, nonce, decode.resume(body));
+          const request = decode.resume(body);
+          const { sessionId } = verifyTicket(this.#secret, request.ticket);
+          checkResumeProof(deriveSessionSecret(this.#secret, sessionId), nonce, sessionId, request.proof);
+          this.#resume(conn, sessionId, request);
         } else {
           throw createError(ErrorCodes.PROTOCOL, `expected OPEN or RESUME, got frame 0x${type.toString(16)}`);
         }
@@ -386,9 +426,21 @@ export class SessionServer extends EventEmitter implements SessionHost {
     session.attachConnection(conn, 0);
   }
 
-  #resume(conn: Connection, nonce: Buffer, request: ResumeRequest): void {
+  /**
+   * The session id of an early resume this server admits, else undefined (fall back to the
+   * challenge). A wrong ticket or proof is refused outright: no challenge can make it right.
+   */
+  #admitEarly(request: EarlyResumeRequest): Buffer | undefined {
     const { sessionId } = verifyTicket(this.#secret, request.ticket);
-    checkResumeProof(deriveSessionSecret(this.#secret, sessionId), nonce, sessionId, request.proof);
+    const secret = deriveSessionSecret(this.#secret, sessionId);
+    const { serverId, clientNonce, sentAt } = request;
+    checkProof(earlyResumeProof(secret, serverId, clientNonce, sentAt, sessionId), request.proof);
+    if (serverId !== this.serverId || !this.#replayGuard?.admit(request.proof, sentAt)) return undefined;
+    return sessionId;
+  }
+
+  /** Resumes (here, or by pulling it from its owner) a session whose client has proved itself. */
+  #resume(conn: Connection, sessionId: Buffer, request: ResumeRequest): void {
     const hex = sessionId.toString('hex');
     const session = this.#sessions.get(hex);
     if (session) {

@@ -111,7 +111,7 @@ test('racing resumes at two alternates: never two owners, one at the end, and it
 });
 
 test('a client that has seen epoch n refuses a server offering a lower epoch (stale owner fenced)', async () => {
-  // Member c is a fake server answering every RESUME with RESUMED at epoch 0 and then DATA the
+  // Member c is a fake server answering every resume (early or not) with RESUMED at epoch 0 and then DATA the
   // client must never deliver.
   const resumes: number[] = [];
   const fake = net.createServer((socket) => {
@@ -119,8 +119,9 @@ test('a client that has seen epoch n refuses a server offering a lower epoch (st
     const decoder = new FrameDecoder(
       {
         onFrame: (type, body) => {
-          if (type !== FrameType.RESUME) return;
-          resumes.push(decode.resume(body).epoch ?? 0);
+          if (type === FrameType.RESUME) resumes.push(decode.resume(body).epoch ?? 0);
+          else if (type === FrameType.EARLY_RESUME) resumes.push(decode.earlyResume(body).epoch ?? 0);
+          else return;
           socket.write(encode.resumed({ received: 0, epoch: 0 }));
           socket.write(dataFrame(Buffer.from('STALE OWNER DATA')));
         },

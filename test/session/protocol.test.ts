@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
   AdviceKind,
+  CLIENT_NONCE_SIZE,
   DATA_PREFIX_SIZE,
   decode,
   encode,
@@ -152,6 +153,31 @@ const samples: fc.Arbitrary<Sample> = fc.oneof(
       expected: { ...r, epoch: r.epoch ?? 0, ownerHint: r.ownerHint ?? '' },
       decode: decode.resume,
     })),
+  fc
+    .record({
+      ticket: anyBytes(300),
+      proof: bytes(PROOF_SIZE),
+      received: u64,
+      epoch: u32,
+      ownerHint: str,
+      serverId: str,
+      clientNonce: bytes(CLIENT_NONCE_SIZE),
+      sentAt: u64,
+    })
+    .map((r) => ({
+      name: 'EARLY_RESUME',
+      type: FrameType.EARLY_RESUME,
+      frame: encode.earlyResume(r),
+      expected: { ...r },
+      decode: decode.earlyResume,
+    })),
+  fc.constant(null).map(() => ({
+    name: 'CHALLENGE',
+    type: FrameType.CHALLENGE,
+    frame: encode.challenge(),
+    expected: undefined,
+    decode: decode.challenge,
+  })),
   fc.record({ sessionId: bytes(SESSION_ID_SIZE), secret: bytes(32), ticket: anyBytes(300) }).map((o) => ({
     name: 'OPENED',
     type: FrameType.OPENED,
@@ -210,6 +236,8 @@ const decoders: ReadonlyArray<readonly [string, (body: Buffer) => unknown]> = [
   ['serverHello', decode.serverHello],
   ['open', decode.open],
   ['resume', decode.resume],
+  ['earlyResume', decode.earlyResume],
+  ['challenge', decode.challenge],
   ['resumed', decode.resumed],
   ['pool', decode.pool],
   ['advice', decode.advice],
@@ -326,8 +354,9 @@ describe('session protocol: hostile bodies', () => {
     fc.assert(
       fc.property(samples, (s) => {
         const body = s.frame.subarray(FRAME_HEADER_SIZE);
-        // Every cut in the leading fields, then a sample through the long ones, and the last byte.
-        const cuts = new Set<number>([body.length - 1]);
+        // Every cut in the leading fields, then a sample through the long ones, and the last byte
+        // (an empty body, CHALLENGE's, has no proper prefix).
+        const cuts = new Set<number>(body.length > 0 ? [body.length - 1] : []);
         for (let n = 0; n < body.length; n += n < 64 ? 1 : 1 + Math.floor(body.length / 64)) cuts.add(n);
         for (const n of cuts) {
           // A copy of exactly n bytes, so no decoder can read past it into the original.
