@@ -222,7 +222,7 @@ function timedSurrender(server: SessionServer, into: SurrenderMarks[]): SessionS
           const epoch = (target.sessions.get(args[0].toString('hex'))?.epoch ?? -2) + 1;
           const start = monoUs();
           const result = target.surrender(...args);
-          const bytes = result.kind === 'continuation' ? result.body.length : 0;
+          const bytes = result.kind === 'continuation' ? result.parts.reduce((n, p) => n + p.length, 0) : 0;
           into.push({ epoch, start, end: monoUs(), bytes });
           return result;
         };

@@ -32,20 +32,31 @@ export interface Continuation {
 
 const FORMAT = 1;
 
+/**
+ * Encodes a continuation as pieces to write in order: small field buffers around the snapshot and
+ * the logs, which are not copied (a large snapshot would otherwise be copied on every hand-over).
+ */
+export function encodeContinuationParts(c: Continuation): Buffer[] {
+  const head = new FieldWriter(32)
+    .u8(FORMAT)
+    .fixed(c.sessionId)
+    .u32(c.epoch)
+    .u8(c.snapshot ? 1 : 0);
+  if (c.snapshot) head.u32(c.snapshot.length);
+  const mid = new FieldWriter(24).u64(c.inputOffset).u64(c.outputOffset).u32(c.inputLog.length);
+  const tail = new FieldWriter(24)
+    .u8(c.finReceived ? 1 : 0)
+    .u64(c.outputStart)
+    .u64(c.acked);
+  tail.u32(c.output.length);
+  const parts = [head.finish(), c.snapshot, mid.finish(), c.inputLog, tail.finish(), c.output];
+  parts.push(Buffer.of(c.finQueued ? 1 : 0));
+  return parts.filter((p): p is Buffer => p !== undefined && p.length > 0);
+}
+
+/** The continuation in one buffer (see encodeContinuationParts). */
 export function encodeContinuation(c: Continuation): Buffer {
-  const w = new FieldWriter(64 + c.inputLog.length + c.output.length + (c.snapshot?.length ?? 0));
-  w.u8(FORMAT).fixed(c.sessionId).u32(c.epoch);
-  w.u8(c.snapshot ? 1 : 0);
-  if (c.snapshot) w.bytes32(c.snapshot);
-  w.u64(c.inputOffset)
-    .u64(c.outputOffset)
-    .bytes32(c.inputLog)
-    .u8(c.finReceived ? 1 : 0);
-  w.u64(c.outputStart)
-    .u64(c.acked)
-    .bytes32(c.output)
-    .u8(c.finQueued ? 1 : 0);
-  return w.finish();
+  return Buffer.concat(encodeContinuationParts(c));
 }
 
 /** Decodes and checks a continuation: every offset must be consistent with the others. */

@@ -29,10 +29,15 @@ export type PullResult =
   | { readonly kind: 'continuation'; readonly body: Buffer }
   | ({ readonly kind: 'refused' } & PullRefusal);
 
+/** A surrendered session: its encoded continuation in pieces (see encodeContinuationParts). */
+export type Surrender =
+  | { readonly kind: 'continuation'; readonly parts: readonly Buffer[] }
+  | ({ readonly kind: 'refused' } & PullRefusal);
+
 /** What a member serves to its peers. */
 export interface PeerService {
   /** Freezes the session and returns its encoded continuation, or a refusal (with a redirect when it moved). */
-  pull(sessionId: Buffer, newOwner: string, epoch: number): PullResult;
+  pull(sessionId: Buffer, newOwner: string, epoch: number): Surrender;
   drain(deadlineMs: number): Promise<DrainReport>;
 }
 
@@ -216,7 +221,7 @@ export class PeerLink extends EventEmitter {
     if (type === PeerFrame.PULL) {
       const req = decodePeer.pull(body);
       // A member pulls for itself only: nobody can send another member's sessions elsewhere.
-      const result: PullResult =
+      const result: Surrender =
         req.newOwner === this.peerId
           ? service.pull(req.sessionId, req.newOwner, req.epoch)
           : {
@@ -225,11 +230,8 @@ export class PeerLink extends EventEmitter {
               message: `peer ${this.peerId} cannot pull a session for ${req.newOwner}`,
               redirect: '',
             };
-      this.#send(
-        result.kind === 'continuation'
-          ? encodePeer.continuation(req.id, result.body)
-          : encodePeer.pullRefused(req.id, result),
-      );
+      if (result.kind === 'continuation') this.#sendAll(encodePeer.continuationParts(req.id, result.parts));
+      else this.#send(encodePeer.pullRefused(req.id, result));
     } else if (type === PeerFrame.DRAIN) {
       const req = decodePeer.drain(body);
       service.drain(req.deadlineMs).then(
@@ -239,6 +241,14 @@ export class PeerLink extends EventEmitter {
     } else {
       throw createError(ErrorCodes.PROTOCOL, `peer frame 0x${type.toString(16)} is not a request`);
     }
+  }
+
+  /** Pieces of one frame, corked into one writev. */
+  #sendAll(pieces: readonly Buffer[]): void {
+    if (this.#closed) return;
+    this.#socket.cork();
+    for (const p of pieces) this.#socket.write(p);
+    this.#socket.uncork();
   }
 
   #send(frame: Buffer): void {

@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createError, ErrorCodes } from '../wire/errors.ts';
 import { FieldReader, FieldWriter } from '../wire/fields.ts';
-import { encodeFrame } from '../wire/frame.ts';
+import { encodeFrame, encodeFrameHeader } from '../wire/frame.ts';
 import type { FrameDecoderOptions } from '../wire/frame-decoder.ts';
 
 /**
@@ -92,10 +92,14 @@ export const encodePeer = {
     );
   },
   continuation(id: number, body: Buffer): Buffer {
-    return encodeFrame(
-      PeerFrame.CONTINUATION,
-      new FieldWriter(body.length + 8).u32(id).bytes32(body).finish(),
-    );
+    return Buffer.concat(encodePeer.continuationParts(id, [body]));
+  },
+  /** CONTINUATION as a header and the continuation's own pieces, none of them copied. */
+  continuationParts(id: number, parts: readonly Buffer[]): Buffer[] {
+    let length = 0;
+    for (const p of parts) length += p.length;
+    const prefix = new FieldWriter(8).u32(id).u32(length).finish();
+    return [encodeFrameHeader(PeerFrame.CONTINUATION, prefix.length + length, prefix), ...parts];
   },
   pullRefused(id: number, r: PullRefusal): Buffer {
     const w = new FieldWriter(64).u32(id).string(r.code).string(r.message).string(r.redirect);

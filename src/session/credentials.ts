@@ -1,6 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createError, ErrorCodes } from '../wire/errors.ts';
 import { CLIENT_NONCE_SIZE, PROOF_SIZE, SESSION_ID_SIZE } from './protocol.ts';
+import { randomPool } from './random-pool.ts';
 
 /**
  * Session credentials. A ticket names a session and is MACed with the pool secret, so any server
@@ -21,15 +22,15 @@ export interface TicketContents {
 }
 
 export function newSessionId(): Buffer {
-  return randomBytes(SESSION_ID_SIZE);
+  return randomPool.take(SESSION_ID_SIZE);
 }
 
 export function newNonce(): Buffer {
-  return randomBytes(32);
+  return randomPool.take(32);
 }
 
 export function newClientNonce(): Buffer {
-  return randomBytes(CLIENT_NONCE_SIZE);
+  return randomPool.take(CLIENT_NONCE_SIZE);
 }
 
 export function deriveSessionSecret(poolSecret: Uint8Array, sessionId: Uint8Array): Buffer {

@@ -3,7 +3,7 @@ import { InputLog } from '../continuation/input-log.ts';
 import { OutputComparator } from '../continuation/replay.ts';
 import { deserializeState, serializeState } from '../continuation/snapshot.ts';
 import { createError, ErrorCodes } from '../wire/errors.ts';
-import type { Connection } from './connection.ts';
+import { type Connection, discardingHandler } from './connection.ts';
 import { channels } from './diagnostics.ts';
 import { type Advice, type AdviceKindValue, encode, type MemberAddress } from './protocol.ts';
 import { SessionStream, type SessionTuning } from './session-stream.ts';
@@ -57,6 +57,8 @@ export class ServerSession extends SessionStream {
   readonly #cont: ContinuationOptions;
   #confirmed = false;
   #resumeTimer: NodeJS.Timeout | undefined;
+  /** The client connection a freeze left: closed at hand-over or thaw. */
+  #frozenConnection: Connection | undefined;
   #log: InputLog | undefined;
   #checkpoint: Checkpoint = { snapshot: undefined, inputOffset: 0, outputOffset: 0 };
   #checkpointRequested = false;
@@ -132,7 +134,9 @@ export class ServerSession extends SessionStream {
    * happen, it waits for its client to resume as after any break.
    */
   freeze(): Continuation {
-    this.detach()?.close();
+    this.#frozenConnection = this.detach();
+    // Kept open until hand-over or thaw: closing it now would delay the continuation.
+    this.#frozenConnection?.setHandler(discardingHandler);
     const state = this.streamState();
     const cp = this.#checkpoint;
     return {
@@ -152,13 +156,20 @@ export class ServerSession extends SessionStream {
 
   /** The continuation went to `to`: the session is gone from here (the application sees 'migrated', then 'close'). */
   handedOver(to: string): void {
+    this.#closeFrozenConnection();
     this.emit('migrated', { to });
     this.destroy();
   }
 
-  /** A frozen session that was not handed over carries on here. */
+  /** A frozen session that was not handed over carries on here (its client resumes). */
   thaw(): void {
+    this.#closeFrozenConnection();
     if (!this.connection && !this.destroyed) this.onDetached();
+  }
+
+  #closeFrozenConnection(): void {
+    this.#frozenConnection?.close();
+    this.#frozenConnection = undefined;
   }
 
   /** Attaches the connection that opened or resumed this session. */

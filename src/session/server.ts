@@ -1,7 +1,11 @@
 import { EventEmitter, once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import { type Continuation, checkContinuation, encodeContinuation } from '../continuation/continuation.ts';
+import {
+  type Continuation,
+  checkContinuation,
+  encodeContinuationParts,
+} from '../continuation/continuation.ts';
 import { createError, ErrorCodes, isLazarusError, type LazarusError } from '../wire/errors.ts';
 import { Connection, handshakeHandler } from './connection.ts';
 import {
@@ -141,7 +145,11 @@ export class SessionServer extends EventEmitter implements SessionHost {
       ? new ReplayGuard(early.window ?? 30_000, early.capacity ?? 100_000)
       : undefined;
     const onSocket = (socket: net.Socket) => this.#onSocket(socket);
-    this.#listener = options.tls ? tls.createServer(options.tls, onSocket) : net.createServer(onSocket);
+    // TCP_NODELAY set as sockets are accepted, not by a call per socket.
+    const noDelay = this.#common.tuning.noDelay;
+    this.#listener = options.tls
+      ? tls.createServer({ ...options.tls, noDelay }, onSocket)
+      : net.createServer({ noDelay }, onSocket);
     // TLS handshake failures and the like concern one connection only.
     this.#listener.on('tlsClientError', (err: Error) => this.emit('connectionError', err, undefined));
     if (handler) this.on('session', handler);
@@ -262,7 +270,7 @@ export class SessionServer extends EventEmitter implements SessionHost {
     newOwner: string,
     epoch: number,
   ):
-    | { kind: 'continuation'; body: Buffer }
+    | { kind: 'continuation'; parts: Buffer[] }
     | { kind: 'refused'; code: string; message: string; redirect: string } {
     const hex = sessionId.toString('hex');
     const session = this.#sessions.get(hex);
@@ -280,11 +288,11 @@ export class SessionServer extends EventEmitter implements SessionHost {
         redirect: '',
       };
     }
-    let body: Buffer;
+    let parts: Buffer[];
     try {
       // Checked here, before anything is given up: a continuation the new owner would reject must
       // not cost the session.
-      body = encodeContinuation(checkContinuation(session.freeze()));
+      parts = encodeContinuationParts(checkContinuation(session.freeze()));
     } catch (err) {
       session.thaw();
       const code = isLazarusError(err) ? err.code : ErrorCodes.MIGRATION_FAILED;
@@ -298,9 +306,13 @@ export class SessionServer extends EventEmitter implements SessionHost {
     // From this moment a late resume here is redirected to the new owner.
     this.#sessions.delete(hex);
     this.#tombstone(hex, { code: ErrorCodes.SESSION_MOVED, movedTo: newOwner });
-    session.handedOver(newOwner);
-    this.emit('migrated', hex, newOwner);
-    return { kind: 'continuation', body };
+    // The session is frozen and unreachable here: its ending (the old connection closed, the
+    // application told) waits until the continuation is on its way.
+    setImmediate(() => {
+      session.handedOver(newOwner);
+      this.emit('migrated', hex, newOwner);
+    });
+    return { kind: 'continuation', parts };
   }
 
   /** @internal Called by a session once its client has confirmed it. */
@@ -405,7 +417,6 @@ export class SessionServer extends EventEmitter implements SessionHost {
       },
     });
     const conn = new Connection(socket, handshake, this.#common.maxFrameSize);
-    socket.setNoDelay(this.#common.tuning.noDelay);
     this.#handshaking.add(conn);
     conn.send(encode.serverHello({ nonce, serverId: this.serverId }));
   }
