@@ -260,7 +260,8 @@ export class ClientSession extends SessionStream {
     const { host, port } = this.#target;
     const socket = this.#options.tls
       ? tls.connect({ ...this.#options.tls, host, port })
-      : net.connect({ host, port });
+      : // TCP_NODELAY set as the socket is made, not by a later call per attach.
+        net.connect({ host, port, noDelay: this.#common.tuning.noDelay });
     // A migration the application asked for keeps the process alive until it is done.
     if (!this.#refed && !this.#migration) socket.unref();
     socket.once(this.#options.tls ? 'secureConnect' : 'connect', () => {
