@@ -59,7 +59,10 @@ export function encodeContinuation(c: Continuation): Buffer {
   return Buffer.concat(encodeContinuationParts(c));
 }
 
-/** Decodes and checks a continuation: every offset must be consistent with the others. */
+/**
+ * Decodes and checks a continuation: every offset must be consistent with the others. Large fields
+ * stay views of `body`, which must not be reused afterwards.
+ */
 export function decodeContinuation(body: Buffer): Continuation {
   const r = new FieldReader(body, 'continuation');
   const format = r.u8();
@@ -68,15 +71,15 @@ export function decodeContinuation(body: Buffer): Continuation {
   const sessionId = Buffer.from(r.fixed(16));
   const epoch = r.u32();
   const hasSnapshot = r.u8();
-  const snapshot = hasSnapshot === 1 ? Buffer.from(r.bytes32()) : undefined;
+  const snapshot = hasSnapshot === 1 ? own(r.bytes32()) : undefined;
   if (hasSnapshot > 1) throw createError(ErrorCodes.MALFORMED_FRAME, 'continuation: bad snapshot flag');
   const inputOffset = r.u64();
   const outputOffset = r.u64();
-  const inputLog = Buffer.from(r.bytes32());
+  const inputLog = own(r.bytes32());
   const finReceived = flag(r);
   const outputStart = r.u64();
   const acked = r.u64();
-  const output = Buffer.from(r.bytes32());
+  const output = own(r.bytes32());
   const finQueued = flag(r);
   r.end();
   return checkContinuation({
@@ -112,6 +115,14 @@ export function checkContinuation(c: Continuation): Continuation {
     );
   }
   return c;
+}
+
+/**
+ * A field of the frame body, kept as a view when it is most of the memory behind it (a large snapshot
+ * is not copied again), copied otherwise (a small one must not pin a whole socket chunk).
+ */
+function own(field: Buffer): Buffer {
+  return field.length * 2 >= field.buffer.byteLength ? field : Buffer.from(field);
 }
 
 function flag(r: FieldReader): boolean {
