@@ -242,12 +242,13 @@ export class ClientSession extends SessionStream {
         this.#closeLeaving();
         this.#leaving = conn;
       }
+      // Cleared first: an attempt abandoned here must not retry from its close.
       const dialing = this.#dialing;
       this.#dialing = undefined;
+      dialing?.close();
       clearTimeout(this.#reconnectTimer);
       this.#reconnectTimer = undefined;
       this.#dial();
-      dialing?.close();
     });
   }
 
@@ -258,6 +259,9 @@ export class ClientSession extends SessionStream {
 
   #dial(): void {
     const { host, port } = this.#target;
+    // Made before the connect: the less this process does between connect() and its next poll,
+    // the likelier the frame is already there when the server accepts.
+    const earlyFrame = this.#earlyResume();
     const socket = this.#options.tls
       ? tls.connect({ ...this.#options.tls, host, port })
       : // TCP_NODELAY set as the socket is made, not by a later call per attach.
@@ -276,7 +280,9 @@ export class ClientSession extends SessionStream {
     ).unref();
     let helloId = '';
     let helloNonce: Buffer | undefined;
-    const early = this.#sendEarlyResume(socket);
+    // Queued until the connection is up (node writes it then, in one go with nothing else).
+    if (earlyFrame) socket.write(earlyFrame);
+    const early = earlyFrame !== undefined;
     const handshake = handshakeHandler({
       onFrame: (type, body) => {
         switch (type) {
@@ -326,18 +332,15 @@ export class ClientSession extends SessionStream {
     this.#dialing = conn;
   }
 
-  /**
-   * Writes an EARLY_RESUME on a socket still connecting (node queues it), when the member dialled is
-   * known by id; returns whether it did.
-   */
-  #sendEarlyResume(socket: net.Socket): boolean {
+  /** An EARLY_RESUME for the member dialled, when it is known by id (and early resume is on). */
+  #earlyResume(): Buffer | undefined {
     const creds = this.#credentials;
     const { host, port, id } = this.#target;
     const serverId = id ?? this.#idAt.get(`${host}:${port}`);
-    if (!creds || serverId === undefined || this.#options.earlyResume === false) return false;
+    if (!creds || serverId === undefined || this.#options.earlyResume === false) return undefined;
     const clientNonce = newClientNonce();
     const sentAt = Date.now();
-    const frame = encode.earlyResume({
+    return encode.earlyResume({
       ticket: creds.ticket,
       proof: earlyResumeProof(creds.secret, serverId, clientNonce, sentAt, creds.sessionId),
       received: this.receivedOffset,
@@ -347,8 +350,6 @@ export class ClientSession extends SessionStream {
       clientNonce,
       sentAt,
     });
-    socket.write(frame);
-    return true;
   }
 
   #onServerHello(conn: Connection, nonce: Buffer): void {
