@@ -31,7 +31,8 @@ export interface ResolvedCommon {
   readonly maxFrameSize: number;
 }
 
-function positive(name: string, value: number | undefined, fallback: number): number {
+/** `value`, or `fallback` when absent; anything but a positive finite number is INVALID_ARGUMENT. */
+export function positive(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isFinite(value) || value <= 0) {
     throw createError(ErrorCodes.INVALID_ARGUMENT, `${name} must be a positive number, got ${String(value)}`);

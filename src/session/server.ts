@@ -20,7 +20,7 @@ import {
   verifyTicket,
 } from './credentials.ts';
 import { channels } from './diagnostics.ts';
-import { type CommonOptions, type ResolvedCommon, resolveCommon } from './options.ts';
+import { type CommonOptions, positive, type ResolvedCommon, resolveCommon } from './options.ts';
 import {
   AdviceKind,
   decode,
@@ -142,7 +142,10 @@ export class SessionServer extends EventEmitter implements SessionHost {
     this.#tombstoneTtl = options.tombstoneTtl ?? 2 * this.#common.resumeTimeout;
     const early = options.earlyResume ?? {};
     this.#replayGuard = early
-      ? new ReplayGuard(early.window ?? 30_000, early.capacity ?? 100_000)
+      ? new ReplayGuard(
+          positive('earlyResume.window', early.window, 30_000),
+          Math.floor(positive('earlyResume.capacity', early.capacity, 100_000)),
+        )
       : undefined;
     const onSocket = (socket: net.Socket) => this.#onSocket(socket);
     // TCP_NODELAY set as sockets are accepted, not by a call per socket.

@@ -5,7 +5,7 @@ import { earlyResumeProof, newClientNonce, resumeProof } from '../../src/session
 import { connect, createServer, type SessionServer } from '../../src/session/index.ts';
 import { decode, encode, FrameType } from '../../src/session/protocol.ts';
 import { ReplayGuard } from '../../src/session/replay-guard.ts';
-import { ErrorCodes } from '../../src/wire/errors.ts';
+import { ErrorCodes, type LazarusError } from '../../src/wire/errors.ts';
 import { openRaw, RawConnection, type RawSession } from '../helpers/raw-session.ts';
 
 const SECRET = 'early resume test secret';
@@ -34,6 +34,16 @@ describe('ReplayGuard', () => {
     // A forgotten proof still cannot be replayed: its clock is out of the window.
     assert.equal(guard.admit(Buffer.alloc(32, 0), 1000, 1200), false, 'old proof refused by its clock');
   });
+});
+
+test('early resume settings must be positive numbers (ERR_LZ_INVALID_ARGUMENT)', () => {
+  for (const bad of [{ window: 0 }, { window: -1 }, { capacity: 0 }, { window: Number.NaN }]) {
+    assert.throws(
+      () => createServer({ secret: SECRET, earlyResume: bad }),
+      (err: LazarusError) => err.code === ErrorCodes.INVALID_ARGUMENT,
+      JSON.stringify(bad),
+    );
+  }
 });
 
 describe('early resume against a live server', () => {
