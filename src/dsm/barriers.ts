@@ -24,6 +24,15 @@ export class BarrierManager {
     this.#nodes = nodes;
   }
 
+  /** The episode now gathering arrivals. */
+  get episode(): number {
+    return this.#episode;
+  }
+
+  hasArrived(node: number): boolean {
+    return this.#arrivals.has(node);
+  }
+
   /** Records an arrival; returns all arrivals once the last node is in, and opens the next episode. */
   arrive(episode: number, arrival: Arrival): Arrival[] | undefined {
     if (episode !== this.#episode) {

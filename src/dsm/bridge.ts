@@ -34,6 +34,10 @@ export interface WorkerInit {
   readonly params: DsmParams;
   readonly ctl: SharedArrayBuffer;
   readonly port: MessagePort;
+  /** Fault tolerance on (safe points reach the main thread). */
+  readonly ft: boolean;
+  /** App state of the checkpoint this node restarted from. */
+  readonly restored?: readonly number[];
 }
 
 /** Worker side: blocking calls to the main thread. */
@@ -75,8 +79,15 @@ export class WorkerHost {
   #goPromise: Promise<void>;
   #fail: (err: LazarusError) => void = () => {};
 
-  constructor(protocol: DsmProtocol, init: Omit<WorkerInit, 'ctl' | 'port'>) {
+  readonly #onSafePoint: ((state: number[]) => Promise<void>) | undefined;
+
+  constructor(
+    protocol: DsmProtocol,
+    init: Omit<WorkerInit, 'ctl' | 'port'>,
+    onSafePoint?: (state: number[]) => Promise<void>,
+  ) {
     this.#protocol = protocol;
+    this.#onSafePoint = onSafePoint;
     const { port1, port2 } = new MessageChannel();
     const ctl = new SharedArrayBuffer(4);
     this.#port = port1;
@@ -140,6 +151,9 @@ export class WorkerHost {
         return p.release(req.lock, req.flush);
       case 'barrier':
         return p.barrier(req.flush, pagesIn(req.prefetch));
+      case 'safe-point':
+        await p.closeInterval(req.flush);
+        return this.#onSafePoint?.(req.state);
       case 'done':
         done({ result: req.result, ms: req.ms });
         return;

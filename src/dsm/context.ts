@@ -12,7 +12,9 @@ export type WorkerRequest =
   | { op: 'fetch'; pages: number[] }
   | { op: 'acquire'; lock: number; flush: Flush; prefetch: number[] }
   | { op: 'release'; lock: number; flush: Flush }
-  | { op: 'barrier'; flush: Flush; prefetch: number[] };
+  | { op: 'barrier'; flush: Flush; prefetch: number[] }
+  /** A safe point of the app (FT only): `state` is the app's private state to resume from. */
+  | { op: 'safe-point'; flush: Flush; state: number[] };
 
 /** Performs a request synchronously (the worker blocks on Atomics until the main thread answers). */
 export interface Syncer {
@@ -37,9 +39,25 @@ export class DsmContext {
   readonly #tracker: WriteTracker;
   readonly #syncer: Syncer;
 
-  constructor(pages: PageTable, regions: readonly Region[], nodes: number, syncer: Syncer) {
+  /**
+   * The private state the app gave at the safe point this node restarted from (after a failure), or
+   * undefined on a first run. An app that resumes from it must reach the same calls in the same order
+   * as its first run did after that safe point.
+   */
+  readonly restored: readonly number[] | undefined;
+  readonly #ft: boolean;
+
+  constructor(
+    pages: PageTable,
+    regions: readonly Region[],
+    nodes: number,
+    syncer: Syncer,
+    ft: { readonly on: boolean; readonly restored?: readonly number[] } = { on: false },
+  ) {
     this.node = pages.me;
     this.nodes = nodes;
+    this.#ft = ft.on;
+    this.restored = ft.restored;
     this.#pages = pages;
     this.#regions = new Map(regions.map((r) => [r.name, r]));
     this.#tracker = new WriteTracker(pages);
@@ -111,6 +129,16 @@ export class DsmContext {
   /** Waits for every node; the `prefetch` views are readable when it returns (as if read() were called). */
   barrier(...prefetch: ArrayBufferView[]): void {
     this.#syncer.call({ op: 'barrier', flush: this.#tracker.flush(), prefetch: this.#ranges(prefetch) });
+  }
+
+  /**
+   * A point where the app could resume from `state` (plain numbers: loop indices and the like) plus
+   * the shared space. With fault tolerance on, the node may checkpoint here (its own choice); without
+   * it, this costs nothing. Call it between synchronisations, typically right after a barrier.
+   */
+  safePoint(state: readonly number[]): void {
+    if (!this.#ft) return;
+    this.#syncer.call({ op: 'safe-point', flush: this.#tracker.flush(), state: [...state] });
   }
 
   #ranges(views: readonly ArrayBufferView[]): number[] {

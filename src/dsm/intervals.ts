@@ -89,6 +89,11 @@ export class IntervalLog {
     return iv;
   }
 
+  /** Every known interval (a checkpoint keeps them: grants and barriers send suffixes of them). */
+  all(): Interval[] {
+    return this.#byNode.flat();
+  }
+
   /** The intervals a holder of `time` has not seen. */
   since(time: VectorTime): Interval[] {
     const out: Interval[] = [];

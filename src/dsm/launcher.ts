@@ -1,16 +1,39 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createError, ErrorCodes } from '../wire/errors.ts';
 import type { CheckResult, DsmParams, DsmResult } from './app.ts';
 import { loadApp, resolveAppRef } from './apps/index.ts';
 import { newSecret } from './auth.ts';
+import type { GcMode } from './ft/core.ts';
+import { CRASH_ENV } from './ft/crash-plan.ts';
+import type { CheckpointPolicy } from './ft/policy.ts';
 import { childExecArgv, sibling, startWorker } from './modules.ts';
-import { type ClusterRun, type CoordinatorOptions, startCoordinator } from './runtime.ts';
+import { type ClusterRun, type CoordinatorOptions, type ProgressEvent, startCoordinator } from './runtime.ts';
 
 /** Environment variable that carries the cluster secret to node processes (never argv: ps shows it). */
 export const SECRET_ENV = 'LAZARUS_DSM_SECRET';
 
-export interface ClusterOptions extends Omit<CoordinatorOptions, 'secret'> {
+/** Fault tolerance for a run (all local nodes are restarted by the launcher when they fail). */
+export interface FtOptions {
+  /** Checkpoint directory; a fresh temporary one (removed afterwards) by default. */
+  readonly dir?: string;
+  readonly policy?: CheckpointPolicy;
+  readonly gc?: GcMode;
+  readonly failTimeoutMs?: number;
+  /** SIGKILL these nodes this long after the start (tests, benchmarks, the CLI's --kill-at). */
+  readonly kills?: readonly { readonly node: number; readonly atMs: number }[];
+  /** Make a node kill itself at the n-th occurrence of an event (see ft/crash-plan.ts). */
+  readonly crash?: { readonly node: number; readonly at: string };
+  /** Give up after this many restarts in one run (default 20). */
+  readonly maxRestarts?: number;
+}
+
+export const DEFAULT_POLICY: CheckpointPolicy = { intervalMs: 1000 };
+
+export interface ClusterOptions extends Omit<CoordinatorOptions, 'secret' | 'ft' | 'onNodeLost'> {
   /** Generated when absent; remote nodes must be given the same one. */
   readonly secret?: string;
   /** Node processes to start on this host (default nodes - 1); the rest join by address. */
@@ -21,6 +44,8 @@ export interface ClusterOptions extends Omit<CoordinatorOptions, 'secret'> {
   readonly wrap?: (node: number, argv: string[]) => { command: string; args: string[] };
   /** Address local nodes use to join (default: the coordinator's advertised address). */
   readonly joinAddress?: { host: string; port: number };
+  /** Fault tolerance on: failed local nodes are restarted and recover (see docs/ft-dsm.md). */
+  readonly ft?: FtOptions;
 }
 
 /** The command line of a node process joining `host:port`. */
@@ -42,38 +67,101 @@ export function nodeArgv(host: string, port: number, extra: readonly string[] = 
  */
 export async function runCluster(options: ClusterOptions): Promise<ClusterRun> {
   const secret = options.secret ?? newSecret();
-  const coordinator = await startCoordinator({ ...options, secret });
+  const ft = options.ft;
+  const ownDir = ft && !ft.dir ? mkdtempSync(join(tmpdir(), 'lazarus-dsm-ft-')) : undefined;
   const local = options.localNodes ?? options.nodes - 1;
-  const join = options.joinAddress ?? coordinator.address;
+  const current = new Map<number, ChildProcess>();
   const children: ChildProcess[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  let restarts = 0;
+  let over = false;
+  let coordinator: Awaited<ReturnType<typeof startCoordinator>> | undefined;
+  const userProgress = options.onProgress;
+  const progress = (e: ProgressEvent) => userProgress?.(e);
+  const lost = (err: ReturnType<typeof createError>) => coordinator?.abort(err);
+
+  const spawnNode = (node: number, rejoin: boolean) => {
+    const join = options.joinAddress ?? coordinator!.address;
+    // Local children trust this process: they may load the app from a module path.
+    const extra = ['--allow-modules', ...(ft ? ['--id', String(node)] : []), ...(rejoin ? ['--rejoin'] : [])];
+    const argv = nodeArgv(join.host, join.port, extra);
+    const cmd = options.wrap ? options.wrap(node, argv) : { command: argv[0]!, args: argv.slice(1) };
+    const env: NodeJS.ProcessEnv = { ...process.env, [SECRET_ENV]: secret };
+    delete env[CRASH_ENV];
+    // A planned crash happens in the node's first run only, not again in its replacement.
+    if (ft?.crash && ft.crash.node === node && !rejoin) env[CRASH_ENV] = ft.crash.at;
+    const child = spawn(cmd.command, cmd.args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
+    children.push(child);
+    current.set(node, child);
+    if (rejoin) progress({ kind: 'restarted', node, pid: child.pid ?? 0 });
+    child.on('exit', (code, signal) => {
+      if (code === 0 || over) return;
+      if (!ft) {
+        lost(createError(ErrorCodes.DSM_PEER_LOST, `node process exited (${code ?? signal})`));
+        return;
+      }
+      if (current.get(node) !== child) return;
+      if (++restarts > (ft.maxRestarts ?? 20)) {
+        lost(
+          createError(ErrorCodes.DSM_PEER_LOST, `node ${node} failed again after ${restarts - 1} restarts`),
+        );
+        return;
+      }
+      spawnNode(node, true);
+    });
+    child.on('error', (err) => lost(createError(ErrorCodes.DSM_PEER_LOST, err.message, err)));
+  };
+
+  const { ft: _ft, ...rest } = options;
+  coordinator = await startCoordinator({
+    ...rest,
+    secret,
+    ...(ft
+      ? {
+          ft: {
+            dir: ft.dir ?? ownDir!,
+            policy: ft.policy ?? DEFAULT_POLICY,
+            gc: ft.gc ?? 'llt+cgc',
+            ...(ft.failTimeoutMs !== undefined ? { failTimeoutMs: ft.failTimeoutMs } : {}),
+          },
+          // Fencing: a node declared lost is killed for sure (a cut link leaves it running), then
+          // restarted when its process has exited.
+          onNodeLost: (node: number) => {
+            const child = current.get(node);
+            if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+          },
+        }
+      : {}),
+    onProgress: (e) => {
+      if (e.kind === 'started') {
+        for (const k of ft?.kills ?? []) {
+          timers.push(
+            setTimeout(() => {
+              const child = current.get(k.node);
+              if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+            }, k.atMs),
+          );
+        }
+      }
+      progress(e);
+    },
+  });
   const timer = setTimeout(
     () =>
-      coordinator.abort(
+      coordinator!.abort(
         createError(ErrorCodes.DSM_PEER_LOST, `run did not finish in ${options.timeoutMs ?? 600_000} ms`),
       ),
     options.timeoutMs ?? 600_000,
   );
   try {
-    for (let i = 0; i < local; i++) {
-      // Local children trust this process: they may load the app from a module path.
-      const argv = nodeArgv(join.host, join.port, ['--allow-modules']);
-      const cmd = options.wrap ? options.wrap(i + 1, argv) : { command: argv[0]!, args: argv.slice(1) };
-      const child = spawn(cmd.command, cmd.args, {
-        env: { ...process.env, [SECRET_ENV]: secret },
-        stdio: ['ignore', 'ignore', 'inherit'],
-      });
-      children.push(child);
-      child.on('exit', (code, signal) => {
-        if (code !== 0) {
-          coordinator.abort(createError(ErrorCodes.DSM_PEER_LOST, `node process exited (${code ?? signal})`));
-        }
-      });
-      child.on('error', (err) => coordinator.abort(createError(ErrorCodes.DSM_PEER_LOST, err.message, err)));
-    }
+    for (let i = 0; i < local; i++) spawnNode(i + 1, false);
     return await coordinator.run;
   } finally {
+    over = true;
     clearTimeout(timer);
+    for (const t of timers) clearTimeout(t);
     await reap(children);
+    if (ownDir) rmSync(ownDir, { recursive: true, force: true });
   }
 }
 

@@ -1,4 +1,5 @@
 import { createError, ErrorCodes } from '../wire/errors.ts';
+import type { LockSnapshot } from './ft/checkpoint-codec.ts';
 import type { VectorTime } from './vector-time.ts';
 
 /**
@@ -22,6 +23,8 @@ export class LockManager {
 export interface Waiter {
   readonly node: number;
   readonly time: VectorTime;
+  /** With FT: the waiter's request number, echoed in the grant so duplicates can be told apart. */
+  readonly acq?: number;
 }
 
 /** `token`: this node received the lock last and has not passed it on; it may be idle here. */
@@ -82,6 +85,24 @@ export class LocalLocks {
       this.#forget(lock, l);
     }
     return next;
+  }
+
+  /** State at a safe point (nothing is 'waiting' there), for a checkpoint. */
+  snapshot(): LockSnapshot[] {
+    return [...this.#locks].map(([lock, l]) => {
+      const base = { lock, held: l.state === 'held', token: l.token };
+      return l.next
+        ? { ...base, next: { node: l.next.node, acq: l.next.acq ?? 0, time: l.next.time } }
+        : base;
+    });
+  }
+
+  restore(locks: readonly LockSnapshot[]): void {
+    this.#locks.clear();
+    for (const s of locks) {
+      const next = s.next ? { node: s.next.node, time: s.next.time, acq: s.next.acq } : undefined;
+      this.#locks.set(s.lock, { state: s.held ? 'held' : 'idle', token: s.token, next });
+    }
   }
 
   #forget(lock: number, l: Local): void {

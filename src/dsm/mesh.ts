@@ -39,6 +39,11 @@ export interface MeshOptions {
   onPeer?(node: number, hello: Hello): void;
   /** Assigns an id to a JOINING connector; throw to refuse it. Without it, joiners are refused. */
   onJoin?(hello: Hello): number;
+  /**
+   * A node that authenticates with the id of a connected peer replaces that connection (FT: a
+   * restarted node comes back while the old connection may still look open, e.g. after a cut link).
+   */
+  readonly replace?: boolean;
 }
 
 type Phase =
@@ -81,6 +86,10 @@ export class Mesh {
 
   peers(): number[] {
     return [...this.#peers.keys()];
+  }
+
+  isConnected(node: number): boolean {
+    return this.#peers.has(node);
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -248,8 +257,9 @@ export class Mesh {
         if (this.#me === JOINING) this.#me = msg.assigned;
         else if (msg.assigned !== this.#me)
           throw createError(ErrorCodes.PROTOCOL, 'welcome for another node id');
-        if (msg.node === this.#me || this.#peers.has(msg.node))
+        if (msg.node === this.#me || (this.#peers.has(msg.node) && !this.#options.replace))
           throw createError(ErrorCodes.PROTOCOL, `node ${msg.node} already connected`);
+        this.#dropOld(msg.node);
         this.#open(conn, msg.node);
         conn.onOpen?.(msg.node);
         return;
@@ -276,10 +286,19 @@ export class Mesh {
       if (!this.#options.onJoin) throw createError(ErrorCodes.PROTOCOL, 'this node does not take joiners');
       return this.#options.onJoin(hello);
     }
-    if (hello.node === this.#me || this.#peers.has(hello.node)) {
+    if (hello.node === this.#me || (this.#peers.has(hello.node) && !this.#options.replace)) {
       throw createError(ErrorCodes.PROTOCOL, `node ${hello.node} is already connected`);
     }
+    this.#dropOld(hello.node);
     return hello.node;
+  }
+
+  /** Closes the connection a re-authenticated node replaces (no peer-lost: the node is back). */
+  #dropOld(node: number): void {
+    const old = this.#peers.get(node);
+    if (!old) return;
+    this.#peers.delete(node);
+    this.#fail(old, createError(ErrorCodes.DSM_PEER_LOST, `node ${node} reconnected`));
   }
 
   #open(conn: Conn, node: number): void {

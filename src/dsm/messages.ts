@@ -31,6 +31,11 @@ export const MsgType = {
   BARRIER_ARRIVE: 0x57,
   BARRIER_RELEASE: 0x58,
   PAGE_PUSH: 0x59,
+  /** Fault tolerance (issue 5): liveness, and a restarted node's request for what peers logged for it. */
+  PING: 0x5a,
+  RECOVER_REQ: 0x5b,
+  RECOVER_BEGIN: 0x5c,
+  RECOVER_END: 0x5d,
 } as const;
 
 export const DSM_FRAME_TYPES: ReadonlySet<number> = new Set(Object.values(MsgType));
@@ -72,22 +77,64 @@ export type ControlMessage =
       app: string;
       params: string;
       peers: readonly PeerAddress[];
+      /** Fault-tolerance settings (JSON) when the run has FT on. */
+      ft?: string;
     }
   | { type: 'ready' }
   | { type: 'go' }
   | { type: 'done'; ok: boolean; stats: string; code: string; message: string }
   | { type: 'shutdown' }
-  | { type: 'error'; code: string; message: string };
+  | { type: 'error'; code: string; message: string }
+  | { type: 'ping' }
+  /** A restarted node's checkpoint position; the peer answers with BEGIN, its logged messages, END. */
+  | { type: 'recover-req'; ckpt: CkptInfo; applied: VectorTime }
+  /** `seen`: how far the failed node's first run got, as this peer saw it (see CrashPoint). */
+  | { type: 'recover-begin'; seen: CrashPoint }
+  | { type: 'recover-end' };
+
+/**
+ * Where a node's latest durable checkpoint stands: its next request id, barrier episode, lock
+ * requests made, lock forwards received, and vector time. Piggybacked on barrier messages; it is all
+ * the log trimming (LLT) and checkpoint collection (CGC) go by.
+ */
+/**
+ * Progress of a node's run as its peers observed it: requests it made (highest request id seen),
+ * lock requests, barrier arrivals, and intervals of its that are known. A re-executing node has
+ * caught up with its first run once it is at least this far in every count.
+ */
+export interface CrashPoint {
+  readonly reqs: number;
+  readonly acq: number;
+  readonly arrivals: number;
+  readonly seq: number;
+}
+
+export interface CkptInfo {
+  readonly req: number;
+  readonly episode: number;
+  readonly acq: number;
+  readonly fwds: number;
+  readonly time: VectorTime;
+}
 
 /** The HLRC protocol proper; these are what the fault-tolerance layer will log. */
 export type ProtocolMessage =
   | { type: 'page-req'; req: number; pages: readonly number[] }
   | { type: 'page-reply'; req: number; pages: readonly PageData[] }
-  | { type: 'diffs'; req: number; diffs: readonly PageData[] }
+  /** ft: the writer's interval number and vector time, so homes dedupe and order re-sent diffs. */
+  | { type: 'diffs'; req: number; diffs: readonly PageData[]; ft?: { seq: number; time: VectorTime } }
   | { type: 'diff-ack'; req: number }
-  | { type: 'lock-req'; lock: number; node: number; time: VectorTime }
-  | { type: 'lock-fwd'; lock: number; node: number; time: VectorTime }
-  | { type: 'lock-grant'; lock: number; intervals: readonly Interval[] }
+  /** ft.acq: the requester's lock-request count (dedupes re-sent requests and grants). */
+  | { type: 'lock-req'; lock: number; node: number; time: VectorTime; ft?: { acq: number } }
+  /** ft.after: which request of the tail this follows; ft.seq: forwards sent to the tail so far. */
+  | {
+      type: 'lock-fwd';
+      lock: number;
+      node: number;
+      time: VectorTime;
+      ft?: { acq: number; after: number; seq: number };
+    }
+  | { type: 'lock-grant'; lock: number; intervals: readonly Interval[]; ft?: { acq: number } }
   /** `want`: (first, count) runs of pages the node will read right after the barrier. */
   | {
       type: 'barrier-arrive';
@@ -95,9 +142,17 @@ export type ProtocolMessage =
       time: VectorTime;
       intervals: readonly Interval[];
       want: Uint32Array;
+      ft?: { ckpt: CkptInfo };
     }
   /** `serve`: pages of this node's that others want after the barrier, to push to them. */
-  | { type: 'barrier-release'; episode: number; intervals: readonly Interval[]; serve: readonly PushOrder[] }
+  | {
+      type: 'barrier-release';
+      episode: number;
+      intervals: readonly Interval[];
+      serve: readonly PushOrder[];
+      /** ft: every node's latest checkpoint position, as the manager knows it. */
+      ft?: { ckpts: readonly CkptInfo[] };
+    }
   | { type: 'page-push'; episode: number; pages: readonly PageData[] };
 
 export interface PushOrder {
@@ -127,6 +182,7 @@ export function encodeMessage(msg: DsmMessage): Buffer {
         .bytes32(Buffer.from(msg.params, 'utf8'));
       w.u16(msg.peers.length);
       for (const p of msg.peers) w.u16(p.node).string(p.host).u16(p.port);
+      if (msg.ft !== undefined) w.bytes32(Buffer.from(msg.ft, 'utf8'));
       return encodeFrame(MsgType.START, w.finish());
     case 'ready':
       return encodeFrame(MsgType.READY);
@@ -142,6 +198,15 @@ export function encodeMessage(msg: DsmMessage): Buffer {
       return encodeFrame(MsgType.SHUTDOWN);
     case 'error':
       return encodeFrame(MsgType.ERROR, w.string(msg.code).string(msg.message.slice(0, 4000)).finish());
+    case 'ping':
+      return encodeFrame(MsgType.PING);
+    case 'recover-req':
+      return encodeFrame(MsgType.RECOVER_REQ, writeTime(writeCkpt(w, msg.ckpt), msg.applied).finish());
+    case 'recover-begin':
+      w.u32(msg.seen.reqs).u32(msg.seen.acq).u32(msg.seen.arrivals).u32(msg.seen.seq);
+      return encodeFrame(MsgType.RECOVER_BEGIN, w.finish());
+    case 'recover-end':
+      return encodeFrame(MsgType.RECOVER_END);
     case 'page-req':
       w.u32(msg.req).u32(msg.pages.length);
       for (const p of msg.pages) w.u32(p);
@@ -149,21 +214,35 @@ export function encodeMessage(msg: DsmMessage): Buffer {
     case 'page-reply':
       return encodeFrame(MsgType.PAGE_REPLY, writePages(w.u32(msg.req), msg.pages).finish());
     case 'diffs':
-      return encodeFrame(MsgType.DIFFS, writePages(w.u32(msg.req), msg.diffs).finish());
+      writePages(w.u32(msg.req), msg.diffs);
+      if (msg.ft) writeTime(w.u32(msg.ft.seq), msg.ft.time);
+      return encodeFrame(MsgType.DIFFS, w.finish());
     case 'diff-ack':
       return encodeFrame(MsgType.DIFF_ACK, w.u32(msg.req).finish());
     case 'lock-req':
     case 'lock-fwd':
       writeTime(w.u32(msg.lock).u16(msg.node), msg.time);
-      return encodeFrame(msg.type === 'lock-req' ? MsgType.LOCK_REQ : MsgType.LOCK_FWD, w.finish());
+      if (msg.type === 'lock-req') {
+        if (msg.ft) w.u32(msg.ft.acq);
+        return encodeFrame(MsgType.LOCK_REQ, w.finish());
+      }
+      if (msg.ft) w.u32(msg.ft.acq).u32(msg.ft.after).u32(msg.ft.seq);
+      return encodeFrame(MsgType.LOCK_FWD, w.finish());
     case 'lock-grant':
-      return encodeFrame(MsgType.LOCK_GRANT, writeIntervals(w.u32(msg.lock), msg.intervals).finish());
+      writeIntervals(w.u32(msg.lock), msg.intervals);
+      if (msg.ft) w.u32(msg.ft.acq);
+      return encodeFrame(MsgType.LOCK_GRANT, w.finish());
     case 'barrier-arrive':
       writeRuns(writeIntervals(writeTime(w.u32(msg.episode), msg.time), msg.intervals), msg.want);
+      if (msg.ft) writeCkpt(w, msg.ft.ckpt);
       return encodeFrame(MsgType.BARRIER_ARRIVE, w.finish());
     case 'barrier-release':
       writeIntervals(w.u32(msg.episode), msg.intervals).u32(msg.serve.length);
       for (const order of msg.serve) writeRuns(w.u16(order.node), order.runs);
+      if (msg.ft) {
+        w.u16(msg.ft.ckpts.length);
+        for (const c of msg.ft.ckpts) writeCkpt(w, c);
+      }
       return encodeFrame(MsgType.BARRIER_RELEASE, w.finish());
     case 'page-push':
       return encodeFrame(MsgType.PAGE_PUSH, writePages(w.u32(msg.episode), msg.pages).finish());
@@ -204,7 +283,8 @@ function decodeBody(type: number, r: FieldReader): DsmMessage {
       const app = r.string();
       const params = r.bytes32().toString('utf8');
       const peers = readCount(r.u16(), 5, () => ({ node: r.u16(), host: r.string(), port: r.u16() }));
-      return { type: 'start', node, nodes, pageSize, app, params, peers };
+      if (r.remaining === 0) return { type: 'start', node, nodes, pageSize, app, params, peers };
+      return { type: 'start', node, nodes, pageSize, app, params, peers, ft: r.bytes32().toString('utf8') };
     }
     case MsgType.READY:
       return { type: 'ready' };
@@ -222,6 +302,19 @@ function decodeBody(type: number, r: FieldReader): DsmMessage {
       return { type: 'shutdown' };
     case MsgType.ERROR:
       return { type: 'error', code: r.string(), message: r.string() };
+    case MsgType.PING:
+      return { type: 'ping' };
+    case MsgType.RECOVER_REQ: {
+      const ckpt = readCkpt(r);
+      return { type: 'recover-req', ckpt, applied: readTime(r) };
+    }
+    case MsgType.RECOVER_BEGIN:
+      return {
+        type: 'recover-begin',
+        seen: { reqs: r.u32(), acq: r.u32(), arrivals: r.u32(), seq: r.u32() },
+      };
+    case MsgType.RECOVER_END:
+      return { type: 'recover-end' };
     case MsgType.PAGE_REQ: {
       const req = r.u32();
       return { type: 'page-req', req, pages: readCount(r.u32(), 4, () => r.u32()) };
@@ -232,33 +325,44 @@ function decodeBody(type: number, r: FieldReader): DsmMessage {
     }
     case MsgType.DIFFS: {
       const req = r.u32();
-      return { type: 'diffs', req, diffs: readPages(r) };
+      const diffs = readPages(r);
+      if (r.remaining === 0) return { type: 'diffs', req, diffs };
+      const seq = r.u32();
+      return { type: 'diffs', req, diffs, ft: { seq, time: readTime(r) } };
     }
     case MsgType.DIFF_ACK:
       return { type: 'diff-ack', req: r.u32() };
-    case MsgType.LOCK_REQ:
-    case MsgType.LOCK_FWD:
-      return {
-        type: type === MsgType.LOCK_REQ ? 'lock-req' : 'lock-fwd',
-        lock: r.u32(),
-        node: r.u16(),
-        time: readTime(r),
-      };
+    case MsgType.LOCK_REQ: {
+      const base = { lock: r.u32(), node: r.u16(), time: readTime(r) };
+      if (r.remaining === 0) return { type: 'lock-req', ...base };
+      return { type: 'lock-req', ...base, ft: { acq: r.u32() } };
+    }
+    case MsgType.LOCK_FWD: {
+      const base = { lock: r.u32(), node: r.u16(), time: readTime(r) };
+      if (r.remaining === 0) return { type: 'lock-fwd', ...base };
+      return { type: 'lock-fwd', ...base, ft: { acq: r.u32(), after: r.u32(), seq: r.u32() } };
+    }
     case MsgType.LOCK_GRANT: {
       const lock = r.u32();
-      return { type: 'lock-grant', lock, intervals: readIntervals(r) };
+      const intervals = readIntervals(r);
+      if (r.remaining === 0) return { type: 'lock-grant', lock, intervals };
+      return { type: 'lock-grant', lock, intervals, ft: { acq: r.u32() } };
     }
     case MsgType.BARRIER_ARRIVE: {
       const episode = r.u32();
       const time = readTime(r);
       const intervals = readIntervals(r);
-      return { type: 'barrier-arrive', episode, time, intervals, want: readRuns(r) };
+      const want = readRuns(r);
+      if (r.remaining === 0) return { type: 'barrier-arrive', episode, time, intervals, want };
+      return { type: 'barrier-arrive', episode, time, intervals, want, ft: { ckpt: readCkpt(r) } };
     }
     case MsgType.BARRIER_RELEASE: {
       const episode = r.u32();
       const intervals = readIntervals(r);
       const serve = readCount(r.u32(), 6, () => ({ node: r.u16(), runs: readRuns(r) }));
-      return { type: 'barrier-release', episode, intervals, serve };
+      if (r.remaining === 0) return { type: 'barrier-release', episode, intervals, serve };
+      const ckpts = readCount(r.u16(), 18, () => readCkpt(r));
+      return { type: 'barrier-release', episode, intervals, serve, ft: { ckpts } };
     }
     case MsgType.PAGE_PUSH: {
       const episode = r.u32();
@@ -277,18 +381,31 @@ function sizeHint(msg: DsmMessage): number {
     case 'page-push':
       return msg.pages.reduce((n, p) => n + 8 + p.data.length, 8);
     case 'diffs':
-      return msg.diffs.reduce((n, p) => n + 8 + p.data.length, 8);
+      return msg.diffs.reduce((n, p) => n + 8 + p.data.length, 16 + (msg.ft ? msg.ft.time.length * 4 : 0));
     case 'page-req':
       return 8 + msg.pages.length * 4;
     case 'lock-grant':
       return 4 + intervals(msg.intervals);
     case 'barrier-release':
-      return 8 + intervals(msg.intervals) + msg.serve.reduce((n, o) => n + 6 + o.runs.length * 4, 0);
+      return (
+        10 +
+        intervals(msg.intervals) +
+        msg.serve.reduce((n, o) => n + 6 + o.runs.length * 4, 0) +
+        (msg.ft?.ckpts.reduce((n, c) => n + 18 + c.time.length * 4, 0) ?? 0)
+      );
     case 'barrier-arrive':
-      return 10 + msg.time.length * 4 + intervals(msg.intervals) + msg.want.length * 4;
+      return 40 + msg.time.length * 8 + intervals(msg.intervals) + msg.want.length * 4;
     default:
       return 64;
   }
+}
+
+export function writeCkpt(w: FieldWriter, c: CkptInfo): FieldWriter {
+  return writeTime(w.u32(c.req).u32(c.episode).u32(c.acq).u32(c.fwds), c.time);
+}
+
+export function readCkpt(r: FieldReader): CkptInfo {
+  return { req: r.u32(), episode: r.u32(), acq: r.u32(), fwds: r.u32(), time: readTime(r) };
 }
 
 function writePages(w: FieldWriter, pages: readonly PageData[]): FieldWriter {
@@ -301,26 +418,26 @@ function readPages(r: FieldReader): PageData[] {
   return readCount(r.u32(), 8, () => ({ page: r.u32(), data: r.bytes32() }));
 }
 
-function writeTime(w: FieldWriter, time: VectorTime): FieldWriter {
+export function writeTime(w: FieldWriter, time: VectorTime): FieldWriter {
   w.u16(time.length);
   for (const v of time) w.u32(v);
   return w;
 }
 
-function readTime(r: FieldReader): VectorTime {
+export function readTime(r: FieldReader): VectorTime {
   const n = r.u16();
   const t = new Uint32Array(n);
   for (let i = 0; i < n; i++) t[i] = r.u32();
   return t;
 }
 
-function writeIntervals(w: FieldWriter, intervals: readonly Interval[]): FieldWriter {
+export function writeIntervals(w: FieldWriter, intervals: readonly Interval[]): FieldWriter {
   w.u32(intervals.length);
   for (const iv of intervals) writeRuns(w.u16(iv.node).u32(iv.seq), iv.runs);
   return w;
 }
 
-function readIntervals(r: FieldReader): Interval[] {
+export function readIntervals(r: FieldReader): Interval[] {
   return readCount(r.u32(), 10, () => {
     const node = r.u16();
     const seq = r.u32();
@@ -329,13 +446,13 @@ function readIntervals(r: FieldReader): Interval[] {
 }
 
 /** Page runs: u32 number of runs, then (first, count) u32 pairs. */
-function writeRuns(w: FieldWriter, runs: Uint32Array): FieldWriter {
+export function writeRuns(w: FieldWriter, runs: Uint32Array): FieldWriter {
   w.u32(runs.length / 2);
   for (const v of runs) w.u32(v);
   return w;
 }
 
-function readRuns(r: FieldReader): Uint32Array {
+export function readRuns(r: FieldReader): Uint32Array {
   return Uint32Array.from(readCount(r.u32(), 8, () => [r.u32(), r.u32()]).flat());
 }
 
@@ -343,7 +460,7 @@ function readRuns(r: FieldReader): Uint32Array {
  * Reads `count` items of at least `minSize` bytes each. A count no frame could hold is refused up
  * front; any other forged count runs out of bytes in a bounds-checked read.
  */
-function readCount<T>(count: number, minSize: number, item: () => T): T[] {
+export function readCount<T>(count: number, minSize: number, item: () => T): T[] {
   const out: T[] = [];
   if (count > DSM_MAX_FRAME_SIZE / minSize)
     throw createError(ErrorCodes.MALFORMED_FRAME, `count ${count} cannot fit a frame`);

@@ -2,8 +2,10 @@ import { parseArgs } from 'node:util';
 import { isLazarusError } from '../wire/errors.ts';
 import { parseHostPort, SECRET_ENV } from './launcher.ts';
 import { joinCluster } from './runtime.ts';
+import { dsmChannel } from './stats.ts';
 
 // A DSM node process: node-main --join host:port [--listen host:port] [--advertise host] [--allow-modules]
+// [--id n [--rejoin]] (FT runs: the launcher names each node, and restarts a failed one with --rejoin)
 // The cluster secret comes from the environment, so it never shows in the process list.
 const { values } = parseArgs({
   options: {
@@ -11,8 +13,14 @@ const { values } = parseArgs({
     listen: { type: 'string' },
     advertise: { type: 'string' },
     'allow-modules': { type: 'boolean' },
+    id: { type: 'string' },
+    rejoin: { type: 'boolean' },
   },
 });
+// Protocol events on stderr, for debugging a run by hand.
+if (process.env.LAZARUS_DSM_DEBUG) {
+  dsmChannel.subscribe((e) => process.stderr.write(`[dsm ${process.pid}] ${JSON.stringify(e)}\n`));
+}
 try {
   if (!values.join) throw new Error('--join host:port is required');
   const listen = values.listen ? parseHostPort(values.listen, true) : undefined;
@@ -22,6 +30,8 @@ try {
     ...(listen ? { host: listen.host, port: listen.port } : {}),
     ...(values.advertise ? { advertiseHost: values.advertise } : {}),
     allowModules: values['allow-modules'] === true,
+    ...(values.id !== undefined ? { id: Number(values.id) } : {}),
+    rejoin: values.rejoin === true,
   });
   process.exit(0);
 } catch (err) {

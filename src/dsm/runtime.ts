@@ -3,6 +3,12 @@ import type { DsmApp, DsmParams, DsmResult } from './app.ts';
 import { BUILTIN_APPS, loadApp, resolveAppRef } from './apps/index.ts';
 import { checkSecret } from './auth.ts';
 import { WorkerHost, type WorkerOutcome } from './bridge.ts';
+import { CheckpointStore } from './ft/checkpoint-store.ts';
+import { Checkpointer } from './ft/checkpointer.ts';
+import { FtCore, type FtSettings } from './ft/core.ts';
+import { CrashPlan } from './ft/crash-plan.ts';
+import { CheckpointClock } from './ft/policy.ts';
+import { answerRecovery, RecoveryCollector } from './ft/recovery.ts';
 import { Mesh } from './mesh.ts';
 import {
   type ControlMessage,
@@ -13,7 +19,7 @@ import {
 } from './messages.ts';
 import { DEFAULT_PAGE_SIZE, PageTable, planLayout } from './pages.ts';
 import { type DsmHooks, DsmProtocol } from './protocol.ts';
-import { type DsmStats, publish } from './stats.ts';
+import { type DsmStats, dsmChannel, type FtStats, publish } from './stats.ts';
 
 const PROTOCOL_TYPES: ReadonlySet<string> = new Set([
   'page-req',
@@ -38,36 +44,100 @@ export interface NodeConfig {
   readonly pageSize: number;
   readonly app: string;
   readonly params: DsmParams;
+  readonly ft?: FtSettings;
 }
+
+/** How often nodes tell the coordinator they are alive (FT), and how long silence means failure. */
+export const PING_MS = 500;
+export const DEFAULT_FAIL_TIMEOUT_MS = 3000;
 
 /** One node's protocol and app worker, wired to the mesh once the cluster's shape is known. */
 class NodeRuntime {
   readonly protocol: DsmProtocol;
   readonly worker: WorkerHost;
+  readonly ft: FtCore | undefined;
+  readonly checkpointer: Checkpointer | undefined;
   readonly #mesh: Mesh;
+  readonly #series: FtStats['series'] = [];
+  readonly #started = performance.now();
+  readonly #unsubscribe: (() => void) | undefined;
 
-  constructor(config: NodeConfig, app: DsmApp, mesh: Mesh, hooks: DsmHooks | undefined) {
+  /** `recovering`: this process replaces a failed node: it restores its checkpoint and re-executes. */
+  constructor(config: NodeConfig, app: DsmApp, mesh: Mesh, hooks: DsmHooks | undefined, recovering = false) {
     this.#mesh = mesh;
     const layout = planLayout(app.layout(config.params, config.nodes), config.pageSize, config.nodes);
     const pages = new PageTable(layout, config.me);
+    const ft = config.ft ? new FtCore(config.me, config.nodes, config.ft.gc) : undefined;
+    this.ft = ft;
     this.protocol = new DsmProtocol({
       me: config.me,
       nodes: config.nodes,
       pages,
-      transport: { send: (to, msg) => mesh.send(to, msg) },
+      // With FT a peer may be down for a while: what it misses is logged or re-sent when it is back.
+      transport: {
+        send: (to, msg) => {
+          if (ft && !mesh.isConnected(to)) return;
+          mesh.send(to, msg);
+        },
+      },
       ...(hooks ? { hooks } : {}),
+      ...(ft ? { ft } : {}),
     });
-    this.worker = new WorkerHost(this.protocol, {
-      me: config.me,
-      nodes: config.nodes,
-      pageSize: layout.pageSize,
-      numPages: layout.numPages,
-      homes: layout.homes,
-      regions: layout.regions,
-      buffers: pages.buffers,
-      app: config.app,
-      params: config.params,
-    });
+    let restored: number[] | undefined;
+    if (ft && config.ft) {
+      const crash = new CrashPlan(process.env.LAZARUS_DSM_CRASH);
+      const store = new CheckpointStore(config.ft.dir, config.me);
+      const clock = new CheckpointClock(config.me, config.ft.policy);
+      this.checkpointer = new Checkpointer(this.protocol, pages, ft, store, clock, crash);
+      if (recovering) {
+        restored = this.checkpointer.restore();
+        ft.startReplay();
+        publish({ node: config.me, event: 'restored', checkpoint: restored !== undefined });
+      }
+      if (crash.armed) {
+        const onEvent = (m: unknown) => {
+          const e = m as { node?: number; event?: string };
+          if (e.node !== config.me) return;
+          if (e.event === 'arrive') crash.hit('arrive');
+          else if (e.event === 'acquire') crash.hit('lock');
+          else if (e.event === 'served') crash.hit('serve');
+        };
+        dsmChannel.subscribe(onEvent);
+        this.#unsubscribe = () => dsmChannel.unsubscribe(onEvent);
+      }
+      // Log size over time, sampled at each barrier (for the benchmark's plot).
+      const sample = (m: unknown) => {
+        const e = m as { node?: number; event?: string };
+        if (e.node !== config.me || e.event !== 'barrier') return;
+        this.#series.push([Math.round(performance.now() - this.#started), ft.log.bytes, ft.log.entries]);
+      };
+      dsmChannel.subscribe(sample);
+      const prev = this.#unsubscribe;
+      this.#unsubscribe = () => {
+        prev?.();
+        dsmChannel.unsubscribe(sample);
+      };
+    } else {
+      this.checkpointer = undefined;
+    }
+    const cp = this.checkpointer;
+    this.worker = new WorkerHost(
+      this.protocol,
+      {
+        me: config.me,
+        nodes: config.nodes,
+        pageSize: layout.pageSize,
+        numPages: layout.numPages,
+        homes: layout.homes,
+        regions: layout.regions,
+        buffers: pages.buffers,
+        app: config.app,
+        params: config.params,
+        ft: ft !== undefined,
+        ...(restored ? { restored } : {}),
+      },
+      cp ? (state) => cp.safePoint(state) : undefined,
+    );
   }
 
   receive(from: number, msg: ProtocolMessage): void {
@@ -78,11 +148,48 @@ class NodeRuntime {
     }
   }
 
+  receiveLogged(from: number, msg: ProtocolMessage): void {
+    try {
+      this.protocol.receiveLogged(from, msg);
+    } catch (err) {
+      this.#mesh.reject(from, asLazarus(err));
+    }
+  }
+
+  /** What this restarted node tells its peers: where its checkpoint stands. */
+  recoveryRequest(): ControlMessage {
+    const ft = this.ft;
+    if (!ft) throw createError(ErrorCodes.PROTOCOL, 'recovery without fault tolerance');
+    return { type: 'recover-req', ckpt: ft.own, applied: ft.applied.slice() };
+  }
+
+  /** A peer restarted and asks for what was logged for it. */
+  answerRecovery(from: number, msg: Extract<ControlMessage, { type: 'recover-req' }>): void {
+    if (!this.ft) throw createError(ErrorCodes.PROTOCOL, 'recovery request without fault tolerance');
+    answerRecovery((to, m) => trySend(this.#mesh, to, m), this.protocol, this.ft, from, msg);
+    // Replies this node got from the restarted peer after its checkpoint are gone from its log.
+    this.checkpointer?.force();
+  }
+
   stats(): DsmStats {
-    return { ...this.protocol.stats, bytesSent: this.#mesh.bytesSent };
+    const base: DsmStats = { ...this.protocol.stats, bytesSent: this.#mesh.bytesSent };
+    const ft = this.ft;
+    if (!ft) return base;
+    return {
+      ...base,
+      ft: {
+        ...ft.counters,
+        retainedLogEntries: ft.log.entries,
+        retainedLogBytes: ft.log.bytes,
+        retainedCheckpoints: this.checkpointer?.retained ?? 0,
+        retainedCheckpointBytes: this.checkpointer?.retainedBytes ?? 0,
+        series: this.#series,
+      },
+    };
   }
 
   async stop(err?: LazarusError): Promise<void> {
+    this.#unsubscribe?.();
     if (err) this.protocol.fail(err);
     await this.worker.terminate(err);
   }
@@ -100,13 +207,23 @@ export interface CoordinatorOptions {
   readonly advertiseHost?: string;
   readonly hooks?: DsmHooks;
   readonly onProgress?: (event: ProgressEvent) => void;
+  /**
+   * Fault tolerance: a lost node (connection closed, or silent for `failTimeoutMs`) no longer fails
+   * the run; `onNodeLost` is told (the launcher restarts it) and the node rejoins with its id.
+   */
+  readonly ft?: FtSettings & { readonly failTimeoutMs?: number };
+  readonly onNodeLost?: (node: number) => void;
 }
 
 export type ProgressEvent =
   | { kind: 'listening'; host: string; port: number }
   | { kind: 'joined'; node: number; host: string; port: number }
   | { kind: 'started' }
-  | { kind: 'node-done'; node: number };
+  | { kind: 'node-done'; node: number }
+  | { kind: 'node-lost'; node: number; reason: string }
+  | { kind: 'restarted'; node: number; pid: number }
+  | { kind: 'rejoined'; node: number }
+  | { kind: 'recovered'; node: number };
 
 export interface ClusterRun {
   readonly result: DsmResult | undefined;
@@ -138,7 +255,21 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const params = options.params ?? app.params();
   const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
   const progress = options.onProgress ?? (() => {});
-  const config: NodeConfig = { me: 0, nodes, pageSize, app: appRef, params };
+  const ftSettings = options.ft
+    ? { dir: options.ft.dir, policy: options.ft.policy, gc: options.ft.gc }
+    : undefined;
+  const config: NodeConfig = {
+    me: 0,
+    nodes,
+    pageSize,
+    app: appRef,
+    params,
+    ...(ftSettings ? { ft: ftSettings } : {}),
+  };
+  const failTimeoutMs = options.ft?.failTimeoutMs ?? DEFAULT_FAIL_TIMEOUT_MS;
+  const lastHeard = new Map<number, number>();
+  let running = false;
+  let watchdog: NodeJS.Timeout | undefined;
   const peers: PeerAddress[] = [];
   const ready = new Set<number>();
   const done = new Map<number, DsmStats>();
@@ -156,6 +287,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     // Peers drop their connections as they shut down: once finishing, that is expected.
     if (finishing) return;
     finishing = true;
+    if (watchdog) clearInterval(watchdog);
     for (const p of mesh.peers()) trySend(mesh, p, { type: 'shutdown' });
     const stats = runtime?.stats();
     await runtime?.stop(err);
@@ -170,7 +302,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   };
   const fail = (err: LazarusError) => void finish(err);
   const maybeGo = () => {
-    if (!runtime || ready.size < nodes - 1) return;
+    if (!runtime || ready.size < nodes - 1 || running) return;
+    running = true;
     progress({ kind: 'started' });
     for (let p = 1; p < nodes; p++) trySend(mesh, p, { type: 'go' });
     runtime.worker.go();
@@ -189,31 +322,64 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (nextId >= nodes) throw createError(ErrorCodes.PROTOCOL, 'the cluster is full');
       return nextId++;
     },
+    replace: ftSettings !== undefined,
     onPeer: (node, hello) => {
-      peers.push({ node, host: hello.host, port: hello.port });
+      if (node < 1 || node >= nodes) {
+        mesh.reject(node, createError(ErrorCodes.PROTOCOL, `node id ${node} outside 1..${nodes - 1}`));
+        return;
+      }
+      lastHeard.set(node, performance.now());
+      const known = peers.findIndex((p) => p.node === node);
+      const address = { node, host: hello.host, port: hello.port };
+      const startFor = (p: PeerAddress, table: PeerAddress[]): ControlMessage => ({
+        type: 'start',
+        node: p.node,
+        nodes,
+        pageSize,
+        app: appRef,
+        params: JSON.stringify(params),
+        peers: table,
+        ...(ftSettings ? { ft: JSON.stringify(ftSettings) } : {}),
+      });
+      if (known >= 0) {
+        // A restarted node (FT): same id, new address; it gets the table and recovers on its own.
+        if (!ftSettings) throw createError(ErrorCodes.PROTOCOL, `node ${node} joined twice`);
+        peers[known] = address;
+        progress({ kind: 'rejoined', node });
+        trySend(
+          mesh,
+          node,
+          startFor(
+            address,
+            [...peers].sort((a, b) => a.node - b.node),
+          ),
+        );
+        return;
+      }
+      peers.push(address);
       progress({ kind: 'joined', node, host: hello.host, port: hello.port });
       if (peers.length < nodes - 1) return;
       const table = [...peers].sort((a, b) => a.node - b.node);
-      for (const p of table) {
-        const start: ControlMessage = {
-          type: 'start',
-          node: p.node,
-          nodes,
-          pageSize,
-          app: appRef,
-          params: JSON.stringify(params),
-          peers: table,
-        };
-        trySend(mesh, p.node, start);
-      }
+      for (const p of table) trySend(mesh, p.node, startFor(p, table));
     },
     onMessage: (from, msg) => {
+      lastHeard.set(from, performance.now());
       if (isProtocolMessage(msg)) {
         runtime?.receive(from, msg);
         return;
       }
       switch (msg.type) {
+        case 'ping':
+          return;
+        case 'recover-req':
+          runtime?.answerRecovery(from, msg);
+          return;
         case 'ready':
+          // After the start, READY from a node means a restarted node has caught up.
+          if (running) {
+            progress({ kind: 'recovered', node: from });
+            return;
+          }
           ready.add(from);
           maybeGo();
           return;
@@ -231,9 +397,28 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           throw createError(ErrorCodes.PROTOCOL, `coordinator got ${msg.type}`);
       }
     },
-    onPeerLost: (node, err) =>
-      fail(createError(ErrorCodes.DSM_PEER_LOST, `node ${node} lost: ${err.message}`, err)),
+    onPeerLost: (node, err) => {
+      if (!ftSettings) {
+        fail(createError(ErrorCodes.DSM_PEER_LOST, `node ${node} lost: ${err.message}`, err));
+        return;
+      }
+      if (finishing) return;
+      progress({ kind: 'node-lost', node, reason: err.message });
+      options.onNodeLost?.(node);
+    },
   });
+  if (ftSettings) {
+    // Failure detection for what a closed connection does not show (a cut link, a hung host).
+    watchdog = setInterval(() => {
+      const now = performance.now();
+      for (const p of mesh.peers()) {
+        if (now - (lastHeard.get(p) ?? now) > failTimeoutMs) {
+          mesh.reject(p, createError(ErrorCodes.DSM_PEER_LOST, `node ${p} silent for ${failTimeoutMs} ms`));
+        }
+      }
+    }, PING_MS);
+    watchdog.unref();
+  }
   const address = await mesh.listen();
   progress({ kind: 'listening', ...address });
   runtime = new NodeRuntime(config, app, mesh, options.hooks);
@@ -242,6 +427,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   rt.worker.finished.then(
     (outcome) => {
       own = outcome;
+      rt.protocol.appDone();
       progress({ kind: 'node-done', node: 0 });
       maybeFinish();
     },
@@ -262,6 +448,10 @@ export interface JoinOptions {
    */
   readonly allowModules?: boolean;
   readonly hooks?: DsmHooks;
+  /** Claim this node id instead of being given one (FT runs: a restarted node keeps its id). */
+  readonly id?: number;
+  /** This process replaces failed node `id`: restore its checkpoint and re-execute. */
+  readonly rejoin?: boolean;
 }
 
 /**
@@ -277,6 +467,8 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
   let stopping = false;
   /** Once this node's app is done, only node 0 still matters: other peers may shut down first. */
   let appDone = false;
+  let collector: RecoveryCollector | undefined;
+  let pinger: NodeJS.Timeout | undefined;
   let settle!: { resolve: (n: number) => void; reject: (e: LazarusError) => void };
   const outcome = new Promise<number>((resolve, reject) => {
     settle = { resolve, reject };
@@ -285,6 +477,7 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
   const stop = async (err?: LazarusError): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    if (pinger) clearInterval(pinger);
     const rt = runtime;
     runtime = undefined;
     if (err) trySend(mesh, 0, { type: 'done', ok: false, stats: '{}', code: err.code, message: err.message });
@@ -307,16 +500,31 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
       throw createError(ErrorCodes.PROTOCOL, `start for node ${msg.node} of ${msg.nodes}`);
     }
     const params = parseParams(msg.params);
-    config = { me: msg.node, nodes: msg.nodes, pageSize: msg.pageSize, app: msg.app, params };
+    const ft = msg.ft === undefined ? undefined : parseFt(msg.ft);
+    config = {
+      me: msg.node,
+      nodes: msg.nodes,
+      pageSize: msg.pageSize,
+      app: msg.app,
+      params,
+      ...(ft ? { ft } : {}),
+    };
     if (!BUILTIN_APPS[msg.app] && !options.allowModules) {
       throw createError(ErrorCodes.PROTOCOL, `refusing to load app module ${msg.app} (not a built-in app)`);
     }
+    if (options.rejoin && !ft)
+      throw createError(ErrorCodes.PROTOCOL, 'rejoining a run without fault tolerance');
     const app = await loadApp(msg.app);
-    runtime = new NodeRuntime(config, app, mesh, options.hooks);
+    runtime = new NodeRuntime(config, app, mesh, options.hooks, options.rejoin === true);
     const rt = runtime;
+    if (ft) {
+      pinger = setInterval(() => trySend(mesh, 0, { type: 'ping' }), PING_MS);
+      pinger.unref();
+    }
     rt.worker.finished.then(
       () => {
         appDone = true;
+        rt.protocol.appDone();
         trySend(mesh, 0, {
           type: 'done',
           ok: true,
@@ -327,6 +535,27 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
       },
       (err: unknown) => void stop(asLazarus(err)),
     );
+    if (options.rejoin) {
+      started = true;
+      // Every peer lost its connection to the failed node: this one dials them all, then asks each
+      // for what it logged for this node, and re-executes once all have answered.
+      const others = msg.peers.filter((p) => p.node !== msg.node && p.node > 0);
+      for (const peer of others) if (!mesh.isConnected(peer.node)) await mesh.connect(peer.host, peer.port);
+      const all = [0, ...others.map((p) => p.node)];
+      collector = new RecoveryCollector(all);
+      const req = rt.recoveryRequest();
+      for (const p of all) trySend(mesh, p, req);
+      await collector.done;
+      collector = undefined;
+      started = true;
+      rt.protocol.startReplay();
+      rt.protocol.onCaughtUp = () => trySend(mesh, 0, { type: 'ready' });
+      rt.worker.loaded.then(
+        () => rt.worker.go(),
+        () => {},
+      );
+      return;
+    }
     for (const peer of msg.peers) {
       if (peer.node > 0 && peer.node < msg.node) await mesh.connect(peer.host, peer.port);
     }
@@ -335,15 +564,35 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
 
   const mesh: Mesh = new Mesh({
     secret,
-    me: JOINING,
+    me: options.id ?? JOINING,
+    replace: options.id !== undefined,
     ...(options.host ? { host: options.host } : {}),
     ...(options.port !== undefined ? { port: options.port } : {}),
     ...(options.advertiseHost ? { advertiseHost: options.advertiseHost } : {}),
     onPeer: () => maybeReady(),
     onMessage: (from, msg) => {
       if (isProtocolMessage(msg)) {
-        runtime?.receive(from, msg);
+        if (collector?.logging(from)) runtime?.receiveLogged(from, msg);
+        else runtime?.receive(from, msg);
         return;
+      }
+      switch (msg.type) {
+        case 'recover-req':
+          runtime?.answerRecovery(from, msg);
+          return;
+        case 'recover-begin':
+          if (!collector) throw createError(ErrorCodes.PROTOCOL, 'recovery data for a node not recovering');
+          collector.begin(from);
+          runtime?.ft?.sawCrashPoint(msg.seen);
+          return;
+        case 'recover-end':
+          if (!collector) throw createError(ErrorCodes.PROTOCOL, 'recovery data for a node not recovering');
+          collector.end(from);
+          return;
+        case 'ping':
+          return;
+        default:
+          break;
       }
       if (from !== 0) throw createError(ErrorCodes.PROTOCOL, `control message ${msg.type} from node ${from}`);
       switch (msg.type) {
@@ -361,7 +610,8 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
       }
     },
     onPeerLost: (node, err) => {
-      if (node === 0 || !appDone)
+      // With FT a lost peer is restarted and comes back; only the coordinator is indispensable.
+      if (node === 0 || (!appDone && !config?.ft))
         void stop(createError(ErrorCodes.DSM_PEER_LOST, `node ${node} lost: ${err.message}`, err));
     },
   });
@@ -399,6 +649,27 @@ function parseParams(json: string): DsmParams {
     throw createError(ErrorCodes.MALFORMED_FRAME, 'start: params must map names to numbers');
   }
   return v as DsmParams;
+}
+
+function parseFt(json: string): FtSettings {
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch (err) {
+    throw createError(ErrorCodes.MALFORMED_FRAME, 'start: ft settings are not JSON', err);
+  }
+  const o = v as Partial<FtSettings>;
+  if (
+    typeof o !== 'object' ||
+    o === null ||
+    typeof o.dir !== 'string' ||
+    typeof o.policy !== 'object' ||
+    o.policy === null ||
+    !['none', 'llt', 'llt+cgc'].includes(o.gc as string)
+  ) {
+    throw createError(ErrorCodes.MALFORMED_FRAME, 'start: bad ft settings');
+  }
+  return o as FtSettings;
 }
 
 function parseStats(json: string): DsmStats {

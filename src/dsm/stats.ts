@@ -16,6 +16,27 @@ export interface DsmStats {
   lockWaitMs: number;
   barriers: number;
   barrierWaitMs: number;
+  /** Fault-tolerance figures, when FT is on. */
+  ft?: FtStats;
+}
+
+/** Recovery state a node holds (retained*), and what its checkpoints and recoveries cost. */
+export interface FtStats {
+  checkpoints: number;
+  checkpointBytes: number;
+  checkpointMs: number;
+  lastCheckpointBytes: number;
+  logTrimmed: number;
+  checkpointsCollected: number;
+  replayedAnswers: number;
+  dupsDropped: number;
+  recoveries: number;
+  retainedLogEntries: number;
+  retainedLogBytes: number;
+  retainedCheckpoints: number;
+  retainedCheckpointBytes: number;
+  /** [ms since the node started, retained log bytes, retained log entries] at each barrier. */
+  series: [number, number, number][];
 }
 
 export function emptyStats(): DsmStats {
@@ -39,6 +60,7 @@ export function emptyStats(): DsmStats {
 
 export function addStats(into: DsmStats, other: Partial<DsmStats>): DsmStats {
   for (const key of Object.keys(into) as (keyof DsmStats)[]) {
+    if (key === 'ft') continue;
     const v = other[key];
     if (typeof v === 'number' && Number.isFinite(v)) into[key] += v;
   }

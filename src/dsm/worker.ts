@@ -11,9 +11,11 @@ const caller = new SyncCaller(init.port, init.ctl);
 try {
   const app = await loadApp(init.app);
   const pages = new PageTable(init, init.me, init.buffers);
-  const ctx = new DsmContext(pages, init.regions, init.nodes, caller);
+  const ft = init.restored ? { on: init.ft, restored: init.restored } : { on: init.ft };
+  const ctx = new DsmContext(pages, init.regions, init.nodes, caller, ft);
   caller.call({ op: 'ready' });
-  ctx.barrier();
+  // A node restarted from a checkpoint is past the start barrier already.
+  if (!init.restored) ctx.barrier();
   const started = performance.now();
   app.run(ctx, init.params);
   ctx.barrier();

@@ -64,6 +64,10 @@ export const ErrorCodes = {
   DSM_PEER_LOST: 'ERR_LZ_DSM_PEER_LOST',
   /** The DSM application threw, or its result differed from the sequential run. */
   DSM_APP_FAILED: 'ERR_LZ_DSM_APP_FAILED',
+  /** A DSM checkpoint file is truncated, corrupt, or belongs to another node or layout. */
+  DSM_BAD_CHECKPOINT: 'ERR_LZ_DSM_BAD_CHECKPOINT',
+  /** A recovering DSM node re-executed differently from its first run (non-deterministic app?). */
+  DSM_DIVERGED: 'ERR_LZ_DSM_DIVERGED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -138,6 +138,11 @@ export class FieldReader {
     return this.bytes16().toString('utf8');
   }
 
+  /** Bytes not read yet (optional trailers are present only when bytes remain). */
+  get remaining(): number {
+    return this.#buf.length - this.#pos;
+  }
+
   /** Rejects trailing bytes, so one body has exactly one reading. */
   end(): void {
     if (this.#pos !== this.#buf.length) {

@@ -49,11 +49,15 @@ export const lu: DsmApp = {
       const lo = rb * block;
       return ctx.f64('a', lo * size, (Math.min(size, lo + block) - lo) * size);
     };
-    for (let rb = ctx.node; rb < blocks; rb += ctx.nodes) {
-      ctx.write(rowsOf(rb));
-      init(a, size, rb * block, Math.min(size, (rb + 1) * block), seed!);
+    // Safe point (FT): resume at pivot block restored[0] after a restart.
+    const from = ctx.restored?.[0] ?? 0;
+    if (!ctx.restored) {
+      for (let rb = ctx.node; rb < blocks; rb += ctx.nodes) {
+        ctx.write(rowsOf(rb));
+        init(a, size, rb * block, Math.min(size, (rb + 1) * block), seed!);
+      }
     }
-    for (let kb = 0; kb < blocks; kb++) {
+    for (let kb = from; kb < blocks; kb++) {
       const k0 = kb * block;
       const k1 = Math.min(size, k0 + block);
       if (kb % ctx.nodes === ctx.node) {
@@ -67,6 +71,7 @@ export const lu: DsmApp = {
         ctx.write(rowsOf(rb));
         for (let i = rb * block; i < Math.min(size, (rb + 1) * block); i++) eliminate(a, size, i, k0, k1);
       }
+      ctx.safePoint([kb + 1]);
     }
   },
   result: (ctx) => ctx.gather(ctx.f64('a')),

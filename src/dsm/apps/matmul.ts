@@ -55,11 +55,15 @@ export const matmul: DsmApp = {
     const { start, end } = blockRange(ctx.node, size, ctx.nodes);
     const [A, B, C] = [ctx.f64('a'), ctx.f64('b'), ctx.f64('c')];
     const rows = (name: string) => ctx.f64(name, start * size, (end - start) * size);
-    ctx.write(rows('a'));
-    ctx.write(rows('b'));
-    fill(A, size, start, end, a);
-    fill(B, size, start, end, b);
-    ctx.barrier(B);
+    // Safe point (FT): after the barrier, a restart skips the fill.
+    if (!ctx.restored) {
+      ctx.write(rows('a'));
+      ctx.write(rows('b'));
+      fill(A, size, start, end, a);
+      fill(B, size, start, end, b);
+      ctx.barrier(B);
+      ctx.safePoint([1]);
+    }
     ctx.write(rows('c'));
     multiply(A, B, C, size, start, end);
   },

@@ -47,12 +47,16 @@ export const radix: DsmApp = {
     const hist = ctx.u32('hist');
     const mine = ctx.u32('hist', node * RADIX, RADIX);
     const offsets = new Uint32Array(RADIX);
-    let src = 'a';
-    let dst = 'b';
-    ctx.write(ctx.u32(src, start, end - start));
-    const init = ctx.u32(src);
-    for (let i = start; i < end; i++) init[i] = key(seed!, i);
-    for (let shift = 0; shift < 32; shift += BITS) {
+    // Safe point (FT): resume at bit shift restored[0]; passes alternate the arrays.
+    const from = ctx.restored?.[0] ?? 0;
+    let src = (from / BITS) % 2 === 0 ? 'a' : 'b';
+    let dst = src === 'a' ? 'b' : 'a';
+    if (!ctx.restored) {
+      ctx.write(ctx.u32(src, start, end - start));
+      const init = ctx.u32(src);
+      for (let i = start; i < end; i++) init[i] = key(seed!, i);
+    }
+    for (let shift = from; shift < 32; shift += BITS) {
       const from = ctx.u32(src);
       const to = ctx.u32(dst);
       ctx.read(ctx.u32(src, start, end - start));
@@ -79,6 +83,7 @@ export const radix: DsmApp = {
       }
       ctx.barrier();
       [src, dst] = [dst, src];
+      ctx.safePoint([shift + BITS]);
     }
   },
   // Each pass swaps source and destination: after an even number of passes the keys are back in a.

@@ -98,12 +98,16 @@ export const water: DsmApp = {
     const own = blockRange(node, count, nodes);
     const ownOf = (name: string, r: { start: number; end: number }) =>
       ctx.f64(name, r.start * 3, (r.end - r.start) * 3);
-    ctx.write(ownOf('pos', own));
-    ctx.write(ownOf('vel', own));
-    initPositions(pos, vel, own.start, own.end, seed!, side);
+    // Safe point (FT): resume at step restored[0] after a restart.
+    const from = ctx.restored?.[0] ?? 0;
+    if (!ctx.restored) {
+      ctx.write(ownOf('pos', own));
+      ctx.write(ownOf('vel', own));
+      initPositions(pos, vel, own.start, own.end, seed!, side);
+    }
     const local = new Float64Array(count * 3);
     const energyLock = nodes;
-    for (let s = 0; s < steps!; s++) {
+    for (let s = from; s < steps!; s++) {
       ctx.barrier(pos);
       local.fill(0);
       const pe = pairForces(pos, local, count, node, nodes);
@@ -126,6 +130,7 @@ export const water: DsmApp = {
       ctx.write(ownOf('vel', own));
       ctx.write(ownOf('force', own));
       integrate(pos, vel, force, own.start, own.end);
+      ctx.safePoint([s + 1]);
     }
   },
   result(ctx) {

@@ -1,0 +1,156 @@
+import { createError, ErrorCodes } from '../../wire/errors.ts';
+import type { PageTable } from '../pages.ts';
+import type { DsmProtocol } from '../protocol.ts';
+import { type Checkpoint, ckptInfoOf, decodeCheckpoint, encodeCheckpoint } from './checkpoint-codec.ts';
+import { CheckpointStore, type SegmentKey } from './checkpoint-store.ts';
+import { type FtCore, STABLE_NODE } from './core.ts';
+import type { CrashPlan } from './crash-plan.ts';
+import type { CheckpointClock } from './policy.ts';
+import { CkptTable, neededBy } from './trimming.ts';
+
+/**
+ * Takes this node's checkpoints at the app's safe points (when its own clock says so) and collects
+ * old ones (CGC). A checkpoint is the app's private state, every VALID page (home pages and cached
+ * copies: re-execution must find the same pages valid), the protocol state, and the log entries
+ * added since the previous checkpoint.
+ */
+export class Checkpointer {
+  readonly #protocol: DsmProtocol;
+  readonly #pages: PageTable;
+  readonly #core: FtCore;
+  readonly #store: CheckpointStore;
+  readonly #clock: CheckpointClock;
+  readonly #crash: CrashPlan | undefined;
+  #seq = 1;
+  /** Log entries from this id on are not in any checkpoint file yet. */
+  #mark = 1;
+  #collecting: Promise<void> = Promise.resolve();
+
+  constructor(
+    protocol: DsmProtocol,
+    pages: PageTable,
+    core: FtCore,
+    store: CheckpointStore,
+    clock: CheckpointClock,
+    crash?: CrashPlan,
+  ) {
+    this.#protocol = protocol;
+    this.#pages = pages;
+    this.#core = core;
+    this.#store = store;
+    this.#clock = clock;
+    this.#crash = crash;
+    core.onTableChanged = () => this.collect();
+  }
+
+  get retained(): number {
+    return this.#store.retained;
+  }
+
+  get retainedBytes(): number {
+    return this.#store.retainedBytes;
+  }
+
+  /** A peer restarted: checkpoint at the next safe point (see docs/ft-dsm.md, lost replies). */
+  force(): void {
+    this.#clock.force();
+  }
+
+  async safePoint(app: number[]): Promise<void> {
+    // The stable node never restarts: its checkpoints would never be read.
+    if (this.#core.me === STABLE_NODE) return;
+    if (this.#clock.due()) await this.checkpoint(app);
+  }
+
+  async checkpoint(app: number[]): Promise<void> {
+    const started = performance.now();
+    const core = this.#core;
+    // Everything below is read synchronously: one consistent instant of this node's main thread.
+    const protocol = this.#protocol.snapshot();
+    const time = this.#protocol.log.time();
+    const segment = core.log.since(this.#mark);
+    this.#mark = core.log.nextId;
+    const { state, pageSize, numPages } = this.#pages;
+    const pages = this.#pages.data.slice();
+    const ckpt: Checkpoint = {
+      node: core.me,
+      nodes: core.nodes,
+      seq: this.#seq++,
+      pageSize,
+      numPages,
+      app,
+      protocol,
+      state: state.slice(),
+      pages,
+      segment: segment.map((e) => ({ to: e.to, msg: e.msg })),
+    };
+    const bytes = encodeCheckpoint(ckpt);
+    const keys: SegmentKey[] = segment.map((e) => ({ to: e.to, kind: e.kind, key: e.key }));
+    await this.#store.write(ckpt.seq, bytes, keys, () => this.#crash?.hit('checkpoint'));
+    // Durable: from now on this is the position a restart goes back to, and what peers trim by.
+    core.own = ckptInfoOf(protocol, time);
+    core.learnOne(core.me, core.own);
+    const c = core.counters;
+    c.checkpoints++;
+    c.checkpointBytes += bytes.length;
+    c.lastCheckpointBytes = bytes.length;
+    c.checkpointMs += performance.now() - started;
+    this.collect();
+  }
+
+  /** CGC: old checkpoint files whose log segments hold nothing a recovery may need. */
+  collect(): void {
+    const core = this.#core;
+    if (core.gc !== 'llt+cgc') return;
+    const needed = (k: SegmentKey) => neededBy(core.table.get(k.to), k.kind, k.key, core.me);
+    this.#collecting = this.#collecting
+      .then(() => this.#store.collect(needed))
+      .then((n) => {
+        core.counters.checkpointsCollected += n;
+      })
+      .catch(() => {});
+  }
+
+  /**
+   * Loads this node's checkpoint files after a restart and puts the latest one's state back:
+   * pages, protocol, the checkpoint table, and the log entries of every retained segment that a
+   * recovery may still need. Returns the app state (undefined: no checkpoint, start from scratch).
+   */
+  restore(): number[] | undefined {
+    const files = CheckpointStore.list(this.#store.dir, this.#core.me);
+    if (files.length === 0) return undefined;
+    const decoded = files.map((f) => {
+      const bytes = CheckpointStore.read(f.path);
+      return { ...f, bytes: bytes.length, ckpt: decodeCheckpoint(bytes) };
+    });
+    const latest = decoded[decoded.length - 1]!.ckpt;
+    const core = this.#core;
+    if (latest.node !== core.me || latest.nodes !== core.nodes || latest.numPages !== this.#pages.numPages) {
+      throw createError(ErrorCodes.DSM_BAD_CHECKPOINT, 'checkpoint of another node or layout');
+    }
+    if (latest.pageSize !== this.#pages.pageSize)
+      throw createError(ErrorCodes.DSM_BAD_CHECKPOINT, 'page size changed');
+    this.#pages.state.set(latest.state);
+    this.#pages.data.set(latest.pages);
+    this.#protocol.restore(latest.protocol);
+    core.table = new CkptTable(core.nodes, latest.protocol.table);
+    core.own = ckptInfoOf(latest.protocol, this.#protocol.log.time());
+    core.table.update(core.me, core.own);
+    for (const d of decoded) {
+      const keys: SegmentKey[] = [];
+      const keep = d.ckpt.segment.filter((e) => {
+        const entry = core.log.restoreKey(e.msg);
+        if (!entry) return false;
+        keys.push({ to: e.to, ...entry });
+        return neededBy(core.table.get(e.to), entry.kind, entry.key, core.me);
+      });
+      core.log.restore(keep.map((e) => ({ to: e.to, msg: e.msg, ...core.log.restoreKey(e.msg)! })));
+      this.#store.adopt(d.ckpt.seq, d.path, d.bytes, keys);
+    }
+    this.#seq = latest.seq + 1;
+    this.#mark = core.log.nextId;
+    return [...latest.app];
+  }
+}
+
+export { decodeCheckpoint };

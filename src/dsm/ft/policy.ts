@@ -1,0 +1,40 @@
+/**
+ * When a node checkpoints: at one of its app's safe points, chosen by the node alone. Either every
+ * `everySafePoints`-th safe point (shifted by the node id, so nodes do not all checkpoint at the same
+ * barrier), or once `intervalMs` have passed since the last checkpoint; whichever comes first.
+ */
+export interface CheckpointPolicy {
+  readonly everySafePoints?: number;
+  readonly intervalMs?: number;
+}
+
+export class CheckpointClock {
+  readonly #node: number;
+  readonly #policy: CheckpointPolicy;
+  #count = 0;
+  #last: number;
+  #forced = false;
+
+  constructor(node: number, policy: CheckpointPolicy, now = performance.now()) {
+    this.#node = node;
+    this.#policy = policy;
+    this.#last = now;
+  }
+
+  /** The next safe point checkpoints whatever the policy says (a peer recovered: see docs). */
+  force(): void {
+    this.#forced = true;
+  }
+
+  /** Called at every safe point; true when this one should be a checkpoint. */
+  due(now = performance.now()): boolean {
+    this.#count++;
+    const { everySafePoints: every, intervalMs } = this.#policy;
+    const byCount = every !== undefined && every > 0 && (this.#count + this.#node) % every === 0;
+    const byTime = intervalMs !== undefined && now - this.#last >= intervalMs;
+    if (!(byCount || byTime || this.#forced)) return false;
+    this.#forced = false;
+    this.#last = now;
+    return true;
+  }
+}
