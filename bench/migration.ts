@@ -89,12 +89,16 @@ interface ArrivalMarks {
   readonly helloWritten: number;
 }
 
-/** What the origin saw: the surrender (freeze + encode) of the session, with the epoch it handed over. */
+/**
+ * What the origin saw: the surrender (freeze + encode) of the session, with the epoch it handed over;
+ * `pushed` when it handed it over unasked (the client announced its move), else it was pulled.
+ */
 interface SurrenderMarks {
   readonly epoch: number;
   readonly start: number;
   readonly end: number;
-  readonly bytes: number;
+  readonly bytes?: number;
+  readonly pushed?: boolean;
 }
 
 interface ServerMarks {
@@ -145,6 +149,8 @@ async function serve(id: string, members: readonly Member[]): Promise<void> {
       pulls.set(args[0].toString('hex'), { start, end: monoUs() });
       return continuation;
     },
+    // The origin pushes the session when the client announces its move (then nobody pulls).
+    push: (...args: Parameters<NonNullable<SessionPool['push']>>) => real.push(...args),
     start: (server: SessionServer) => real.start(timedSurrender(server, marks.surrenders)),
     close: () => real.close(),
   };
@@ -152,6 +158,14 @@ async function serve(id: string, members: readonly Member[]): Promise<void> {
   const server = createServer({ pool }, (session: ServerSession) => handle(session));
   server.on('adopted', (hex: string) => adopted.set(hex, monoUs()));
   server.on('sessionError', () => {});
+  // A push (the client announced its move): the origin's freeze + encode, timed like a surrender.
+  const handoff = server.handoff.bind(server);
+  server.handoff = (session, to) => {
+    const epoch = session.epoch + 1;
+    const start = monoUs();
+    handoff(session, to);
+    marks.surrenders.push({ epoch, start, end: monoUs(), pushed: true });
+  };
 
   function handle(session: ServerSession): void {
     const handler = monoUs();
@@ -167,6 +181,7 @@ async function serve(id: string, members: readonly Member[]): Promise<void> {
       session.checkpoint(state);
       const hex = session.sessionId;
       const pull = pulls.get(hex);
+      pulls.delete(hex);
       marks.arrivals.push({
         epoch: session.epoch,
         accepted: session.remotePort === undefined ? undefined : accepted.get(session.remotePort),
@@ -222,8 +237,12 @@ function timedSurrender(server: SessionServer, into: SurrenderMarks[]): SessionS
           const epoch = (target.sessions.get(args[0].toString('hex'))?.epoch ?? -2) + 1;
           const start = monoUs();
           const result = target.surrender(...args);
-          const bytes = result.kind === 'continuation' ? result.parts.reduce((n, p) => n + p.length, 0) : 0;
-          into.push({ epoch, start, end: monoUs(), bytes });
+          const record = (r: Awaited<typeof result>) => {
+            const bytes = r.kind === 'continuation' ? r.parts.reduce((n, p) => n + p.length, 0) : 0;
+            into.push({ epoch, start, end: monoUs(), bytes });
+          };
+          if (result instanceof Promise) result.then(record);
+          else record(result);
           return result;
         };
       }
@@ -309,6 +328,7 @@ const PHASES = [
   'auth',
   'pull',
   'surrender',
+  'push',
   'restore',
   'replay',
   'deliver',
@@ -320,6 +340,8 @@ interface SizeResult {
   readonly floors: number[];
   readonly phases: Record<Phase, number[]>;
   readonly continuationBytes: number[];
+  /** Migrations whose session the origin pushed (no pull). */
+  readonly pushed: number;
 }
 
 async function runSize(
@@ -380,13 +402,20 @@ async function runSize(
   const marks = await Promise.all(servers.map((s) => request<ServerMarks>(s, { op: 'marks' })));
   const phases = Object.fromEntries(PHASES.map((p) => [p, [] as number[]])) as Record<Phase, number[]>;
   const continuationBytes: number[] = [];
+  let pushed = 0;
   if (record) {
     const arrivals = new Map(marks.flatMap((m) => m.arrivals).map((a) => [a.epoch, a]));
-    const surrenders = new Map(marks.flatMap((m) => m.surrenders).map((s) => [s.epoch, s]));
+    // A pushed session may also see a pull (its client arrived first), answered with a redirect:
+    // the push is what moved it.
+    const surrenders = new Map<number, SurrenderMarks>();
+    for (const sur of marks.flatMap((m) => m.surrenders)) {
+      if (!surrenders.get(sur.epoch)?.pushed) surrenders.set(sur.epoch, sur);
+    }
     for (const s of samples) {
       const a = arrivals.get(s.epoch);
       const sur = surrenders.get(s.epoch);
       if (!a || !sur) throw new Error(`no server marks for epoch ${s.epoch}`);
+      if (sur.pushed) pushed++;
       const add = (p: Phase, v: number) => {
         if (Number.isFinite(v)) phases[p].push(v);
       };
@@ -396,13 +425,15 @@ async function runSize(
       add('auth', a.pullStart - (a.resumeRx ?? Number.NaN));
       add('pull', a.pullEnd - a.pullStart);
       add('surrender', sur.end - sur.start);
-      add('restore', a.handler - a.pullEnd);
+      add('push', sur.pushed ? a.adopted - sur.start : Number.NaN);
+      add('restore', a.handler - (sur.pushed ? a.adopted : a.pullEnd));
       add('replay', a.helloWritten - a.handler);
-      add('deliver', s.t1 - a.helloWritten);
-      continuationBytes.push(sur.bytes);
+      // A pushed session may be ready before its client arrives: delivery starts when both are there.
+      add('deliver', s.t1 - Math.max(a.helloWritten, a.resumeRx ?? Number.NaN));
+      if (sur.bytes !== undefined) continuationBytes.push(sur.bytes);
     }
   }
-  return { totals: samples.map((s) => s.total), floors, phases, continuationBytes };
+  return { totals: samples.map((s) => s.total), floors, phases, continuationBytes, pushed };
 }
 
 async function main(): Promise<void> {
@@ -456,6 +487,7 @@ async function main(): Promise<void> {
         round(percentile(t, 99), 0),
         round(floor, 0),
         ratios[s.label]!,
+        `${r.pushed}/${t.length}`,
         ...PHASES.map((p) => round(median(r.phases[p]), 0)),
       ];
     });
@@ -469,6 +501,7 @@ async function main(): Promise<void> {
           'p99 µs',
           'floor p50 µs',
           'p50/floor',
+          'pushed',
           ...PHASES.map((p) => `${p} µs`),
         ],
         rows,

@@ -2,6 +2,7 @@ import diagnostics_channel from 'node:diagnostics_channel';
 import { EventEmitter } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import { newNonce } from '../session/credentials.ts';
+import type { Surrender } from '../session/server.ts';
 import { createError, ErrorCodes, isLazarusError, type LazarusError } from '../wire/errors.ts';
 import { FrameDecoder } from '../wire/frame-decoder.ts';
 import {
@@ -29,15 +30,21 @@ export type PullResult =
   | { readonly kind: 'continuation'; readonly body: Buffer }
   | ({ readonly kind: 'refused' } & PullRefusal);
 
-/** A surrendered session: its encoded continuation in pieces (see encodeContinuationParts). */
-export type Surrender =
-  | { readonly kind: 'continuation'; readonly parts: readonly Buffer[] }
-  | ({ readonly kind: 'refused' } & PullRefusal);
+/**
+ * How a push ended: `accepted` and `refused` are the receiver's answers; `unsent` means it never left
+ * this member; `unknown`, it left but no answer came (the receiver may have adopted the session).
+ */
+export type PushOutcome = 'accepted' | 'refused' | 'unsent' | 'unknown';
 
 /** What a member serves to its peers. */
 export interface PeerService {
-  /** Freezes the session and returns its encoded continuation, or a refusal (with a redirect when it moved). */
-  pull(sessionId: Buffer, newOwner: string, epoch: number): Surrender;
+  /**
+   * Freezes the session and returns its encoded continuation, or a refusal (with a redirect when it
+   * moved); later, when the session is being pushed elsewhere just now.
+   */
+  pull(sessionId: Buffer, newOwner: string, epoch: number): Surrender | Promise<Surrender>;
+  /** Adopts a session `from` hands over unasked (its client said it is moving here); throws to refuse. */
+  accept(continuation: Buffer, from: string): void;
   drain(deadlineMs: number): Promise<DrainReport>;
 }
 
@@ -175,6 +182,23 @@ export class PeerLink extends EventEmitter {
     return { kind: 'refused', ...decodePeer.pullRefused(reply.body) };
   }
 
+  /** Hands a session's continuation (in pieces) to the peer, unasked. Never throws. */
+  async push(parts: readonly Buffer[], timeoutMs: number): Promise<PushOutcome> {
+    if (this.#closed) return 'unsent';
+    const id = this.#nextId++;
+    try {
+      const reply = await this.#request(id, encodePeer.pushParts(id, parts), timeoutMs);
+      if (reply.type === PeerFrame.PUSH_ACK) {
+        decodePeer.pushAck(reply.body);
+        return 'accepted';
+      }
+      decodePeer.pushRefused(reply.body);
+      return 'refused';
+    } catch {
+      return 'unknown';
+    }
+  }
+
   async drain(deadlineMs: number, timeoutMs: number): Promise<DrainReport> {
     const id = this.#nextId++;
     const reply = await this.#request(id, encodePeer.drain(id, deadlineMs), timeoutMs);
@@ -182,7 +206,11 @@ export class PeerLink extends EventEmitter {
     return { moved, remaining, ms };
   }
 
-  #request(id: number, frame: Buffer, timeoutMs: number): Promise<{ type: number; body: Buffer }> {
+  #request(
+    id: number,
+    frame: Buffer | readonly Buffer[],
+    timeoutMs: number,
+  ): Promise<{ type: number; body: Buffer }> {
     if (this.#closed)
       return Promise.reject(createError(ErrorCodes.ORIGIN_UNREACHABLE, 'peer connection is closed'));
     return new Promise((resolve, reject) => {
@@ -196,7 +224,8 @@ export class PeerLink extends EventEmitter {
         );
       }, timeoutMs);
       this.#pending.set(id, { resolve, reject, timer });
-      this.#send(frame);
+      if (Buffer.isBuffer(frame)) this.#send(frame);
+      else this.#sendAll(frame);
     });
   }
 
@@ -204,6 +233,8 @@ export class PeerLink extends EventEmitter {
     if (
       type !== PeerFrame.CONTINUATION &&
       type !== PeerFrame.PULL_REFUSED &&
+      type !== PeerFrame.PUSH_ACK &&
+      type !== PeerFrame.PUSH_REFUSED &&
       type !== PeerFrame.DRAIN_REPORT
     ) {
       throw createError(ErrorCodes.PROTOCOL, `unexpected peer frame 0x${type.toString(16)}`);
@@ -221,7 +252,7 @@ export class PeerLink extends EventEmitter {
     if (type === PeerFrame.PULL) {
       const req = decodePeer.pull(body);
       // A member pulls for itself only: nobody can send another member's sessions elsewhere.
-      const result: Surrender =
+      const result: Surrender | Promise<Surrender> =
         req.newOwner === this.peerId
           ? service.pull(req.sessionId, req.newOwner, req.epoch)
           : {
@@ -230,8 +261,21 @@ export class PeerLink extends EventEmitter {
               message: `peer ${this.peerId} cannot pull a session for ${req.newOwner}`,
               redirect: '',
             };
-      if (result.kind === 'continuation') this.#sendAll(encodePeer.continuationParts(req.id, result.parts));
-      else this.#send(encodePeer.pullRefused(req.id, result));
+      const answer = (r: Surrender) => {
+        if (r.kind === 'continuation') this.#sendAll(encodePeer.continuationParts(req.id, r.parts));
+        else this.#send(encodePeer.pullRefused(req.id, r));
+      };
+      if (result instanceof Promise) result.then(answer);
+      else answer(result);
+    } else if (type === PeerFrame.PUSH) {
+      const req = decodePeer.push(body);
+      try {
+        service.accept(req.body, this.peerId);
+        this.#send(encodePeer.pushAck(req.id));
+      } catch (err) {
+        const code = isLazarusError(err) ? err.code : ErrorCodes.MIGRATION_FAILED;
+        this.#send(encodePeer.pushRefused(req.id, code, (err as Error).message));
+      }
     } else if (type === PeerFrame.DRAIN) {
       const req = decodePeer.drain(body);
       service.drain(req.deadlineMs).then(

@@ -14,6 +14,8 @@ import type { FrameDecoderOptions } from '../wire/frame-decoder.ts';
  *   dialer -> acceptor requests, answered by request id:
  *     PULL  id, session, new owner, epoch -> CONTINUATION id, bytes | PULL_REFUSED id, code, message, redirect
  *   (the epoch is the highest the client has seen: an owner below it is stale and hands nothing over)
+ *     PUSH  id, continuation         -> PUSH_ACK id | PUSH_REFUSED id, code, message
+ *   (an owner whose client announced its move hands the session over before being asked)
  *     DRAIN id, deadline ms          -> DRAIN_REPORT id, moved, remaining, ms
  */
 
@@ -30,6 +32,9 @@ export const PeerFrame = {
   PULL_REFUSED: 0x47,
   DRAIN: 0x48,
   DRAIN_REPORT: 0x49,
+  PUSH: 0x4a,
+  PUSH_ACK: 0x4b,
+  PUSH_REFUSED: 0x4c,
 } as const;
 
 export function peerDecoderOptions(maxFrameSize: number): FrameDecoderOptions {
@@ -69,6 +74,13 @@ export interface DrainReport {
   readonly ms: number;
 }
 
+function continuationFrame(type: number, id: number, parts: readonly Buffer[]): Buffer[] {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const prefix = new FieldWriter(8).u32(id).u32(length).finish();
+  return [encodeFrameHeader(type, prefix.length + length, prefix), ...parts];
+}
+
 export const encodePeer = {
   hello(nonce: Buffer, id: string): Buffer {
     return encodeFrame(
@@ -96,10 +108,18 @@ export const encodePeer = {
   },
   /** CONTINUATION as a header and the continuation's own pieces, none of them copied. */
   continuationParts(id: number, parts: readonly Buffer[]): Buffer[] {
-    let length = 0;
-    for (const p of parts) length += p.length;
-    const prefix = new FieldWriter(8).u32(id).u32(length).finish();
-    return [encodeFrameHeader(PeerFrame.CONTINUATION, prefix.length + length, prefix), ...parts];
+    return continuationFrame(PeerFrame.CONTINUATION, id, parts);
+  },
+  /** PUSH, like CONTINUATION: a header and the continuation's pieces. */
+  pushParts(id: number, parts: readonly Buffer[]): Buffer[] {
+    return continuationFrame(PeerFrame.PUSH, id, parts);
+  },
+  pushAck(id: number): Buffer {
+    return encodeFrame(PeerFrame.PUSH_ACK, new FieldWriter(4).u32(id).finish());
+  },
+  pushRefused(id: number, code: string, message: string): Buffer {
+    const w = new FieldWriter(64).u32(id).string(code).string(message);
+    return encodeFrame(PeerFrame.PUSH_REFUSED, w.finish());
   },
   pullRefused(id: number, r: PullRefusal): Buffer {
     const w = new FieldWriter(64).u32(id).string(r.code).string(r.message).string(r.redirect);
@@ -160,12 +180,29 @@ export const decodePeer = {
     r.end();
     return { id, sessionId, newOwner, epoch };
   },
-  continuation(body: Buffer): { id: number; body: Buffer } {
-    const r = new FieldReader(body, 'CONTINUATION');
+  continuation(body: Buffer, what = 'CONTINUATION'): { id: number; body: Buffer } {
+    const r = new FieldReader(body, what);
     const id = r.u32();
     const continuation = r.bytes32();
     r.end();
     return { id, body: continuation };
+  },
+  push(body: Buffer): { id: number; body: Buffer } {
+    return decodePeer.continuation(body, 'PUSH');
+  },
+  pushAck(body: Buffer): { id: number } {
+    const r = new FieldReader(body, 'PUSH_ACK');
+    const id = r.u32();
+    r.end();
+    return { id };
+  },
+  pushRefused(body: Buffer): { id: number; code: string; message: string } {
+    const r = new FieldReader(body, 'PUSH_REFUSED');
+    const id = r.u32();
+    const code = r.string();
+    const message = r.string();
+    r.end();
+    return { id, code, message };
   },
   pullRefused(body: Buffer): { id: number } & PullRefusal {
     const r = new FieldReader(body, 'PULL_REFUSED');

@@ -36,7 +36,7 @@ const MAX_HOPS = 4;
  * A server's membership in a pool of equivalent servers: serves pulls of its sessions to the other
  * members over an authenticated channel, and pulls sessions from them when a client migrates here.
  */
-export class Pool implements SessionPool, ContinuationSource {
+export class Pool implements SessionPool {
   readonly selfId: string;
   readonly secret: Buffer;
   readonly #membership: Membership;
@@ -88,6 +88,11 @@ export class Pool implements SessionPool, ContinuationSource {
               message: `${newOwner} is not a pool member`,
               redirect: '',
             },
+      accept: (body, from) => {
+        // The continuation comes from an authenticated member, but is checked like a pulled one.
+        const continuation = decodeContinuation(body);
+        server.acceptPush(continuation, from);
+      },
       drain: (deadlineMs) => server.drain(deadlineMs),
     };
     const peers = new PeerServer({ selfId: this.selfId, secret: this.secret }, service);
@@ -106,14 +111,32 @@ export class Pool implements SessionPool, ContinuationSource {
     this.#peerServer = undefined;
   }
 
+  /**
+   * Hands a session's continuation to member `to` unasked. 'moved' once `to` has it, or may have it
+   * (the push left but no answer came: as with a pull whose answer was lost, the session is `to`'s);
+   * 'kept' when it surely did not get it.
+   */
+  async push(to: string, parts: readonly Buffer[]): Promise<'moved' | 'kept'> {
+    const member = this.#membership.get(to);
+    if (!member || to === this.selfId) return 'kept';
+    let link: PeerLink;
+    try {
+      link = await this.#links.get(member.id, member.host, member.peerPort, this.#pullTimeout);
+    } catch {
+      return 'kept';
+    }
+    const outcome = await link.push(parts, this.#pullTimeout);
+    return outcome === 'accepted' || outcome === 'unknown' ? 'moved' : 'kept';
+  }
+
   async pull(
     sessionId: Buffer,
     ownerHint: string,
     epoch: number,
-    newOwner = this.selfId,
+    signal?: AbortSignal,
   ): Promise<Continuation> {
     try {
-      return await this.#pullFromOwner(sessionId, ownerHint, epoch, newOwner);
+      return await this.#pullFromOwner(sessionId, ownerHint, epoch, signal);
     } catch (err) {
       if (
         !this.#fallback ||
@@ -121,7 +144,7 @@ export class Pool implements SessionPool, ContinuationSource {
       ) {
         throw err;
       }
-      return this.#fallback.pull(sessionId, ownerHint, epoch, newOwner);
+      return this.#fallback.pull(sessionId, ownerHint, epoch, this.selfId);
     }
   }
 
@@ -129,10 +152,13 @@ export class Pool implements SessionPool, ContinuationSource {
     sessionId: Buffer,
     ownerHint: string,
     epoch: number,
-    newOwner: string,
+    signal: AbortSignal | undefined,
   ): Promise<Continuation> {
+    const newOwner = this.selfId;
     let ownerId = ownerHint;
     for (let hop = 0; hop < MAX_HOPS; hop++) {
+      // The session reached us another way (pushed): asking further could pull it away again.
+      if (signal?.aborted) throw createError(ErrorCodes.ABORTED, 'pull no longer needed', signal.reason);
       const owner = this.#membership.get(ownerId);
       if (!owner || ownerId === this.selfId) {
         throw createError(

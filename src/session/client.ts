@@ -235,7 +235,9 @@ export class ClientSession extends SessionStream {
       this.#target = member;
       this.#status = 'migrating';
       this.emit('migrating', { to: member.id, reason });
-      // Leave the current server: the new one pulls the session from it.
+      // Leave the current server, telling it where to: it may push the session there at once,
+      // else the new one pulls it when we arrive.
+      if (member.id !== this.#ownerId) this.connection?.send(encode.handoff(member.id));
       const conn = this.detach();
       if (conn) {
         conn.setHandler(discardingHandler);

@@ -18,6 +18,7 @@ import type { FrameDecoderOptions } from '../wire/frame-decoder.ts';
  *                                                        -> S: RESUMED | REFUSED | CHALLENGE
  *   both: DATA (ack prefix + payload, streamed), ACK, FIN, PING, PONG, ABORT
  *   S: POOL members, ADVICE kind + target
+ *   C: HANDOFF member id (the client is leaving for that member: its owner may push the session there)
  *
  * A session's epoch counts its changes of owner. A client never accepts a lower epoch than it has
  * seen, which fences a stale owner out.
@@ -53,6 +54,8 @@ export const FrameType = {
   POOL: 0x16,
   /** Server -> client: advice to migrate (overload, drain). */
   ADVICE: 0x17,
+  /** Client -> server: the client is moving the session to this member now (push it there). */
+  HANDOFF: 0x18,
 } as const;
 
 /** DATA carries a piggybacked cumulative ack (u64) before its payload. */
@@ -182,6 +185,9 @@ export const encode = {
   advice(a: Advice): Buffer {
     return encodeFrame(FrameType.ADVICE, new FieldWriter(32).u8(a.kind).string(a.target).finish());
   },
+  handoff(memberId: string): Buffer {
+    return encodeFrame(FrameType.HANDOFF, new FieldWriter(32).string(memberId).finish());
+  },
   refused(r: Refusal): Buffer {
     return encodeFrame(FrameType.REFUSED, new FieldWriter(64).string(r.code).string(r.message).finish());
   },
@@ -267,6 +273,12 @@ export const decode = {
     const target = r.string();
     r.end();
     return { kind, target };
+  },
+  handoff(body: Buffer): string {
+    const r = new FieldReader(body, 'HANDOFF');
+    const memberId = r.string();
+    r.end();
+    return memberId;
   },
   opened(body: Buffer): Opened {
     const r = new FieldReader(body, 'OPENED');

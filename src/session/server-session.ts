@@ -5,7 +5,14 @@ import { deserializeState, serializeState } from '../continuation/snapshot.ts';
 import { createError, ErrorCodes } from '../wire/errors.ts';
 import { type Connection, discardingHandler } from './connection.ts';
 import { channels } from './diagnostics.ts';
-import { type Advice, type AdviceKindValue, encode, type MemberAddress } from './protocol.ts';
+import {
+  type Advice,
+  type AdviceKindValue,
+  decode,
+  encode,
+  FrameType,
+  type MemberAddress,
+} from './protocol.ts';
 import { SessionStream, type SessionTuning } from './session-stream.ts';
 
 /** What a ServerSession needs from its server. */
@@ -16,6 +23,8 @@ export interface SessionHost {
   retire(session: ServerSession, err: Error | null): void;
   /** Members to tell the client about, if in a pool. */
   poolMembers(): readonly MemberAddress[] | undefined;
+  /** The client is moving the session to member `to`. */
+  handoff(session: ServerSession, to: string): void;
   emit(event: 'sessionError', err: Error, session: ServerSession): boolean;
   emit(event: 'connectionError', err: Error, remoteAddress: string | undefined): boolean;
 }
@@ -228,6 +237,11 @@ export class ServerSession extends SessionStream {
 
   override onFrame(type: number, body: Buffer): void {
     this.confirm();
+    if (type === FrameType.HANDOFF) {
+      const to = decode.handoff(body);
+      if (this.#log) this.#host.handoff(this, to);
+      return;
+    }
     super.onFrame(type, body);
   }
 

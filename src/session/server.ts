@@ -53,11 +53,21 @@ export interface SessionPool {
    * Pulls a session's continuation from its owner (`ownerHint` first, following redirects); `epoch`
    * is the highest the client has seen, so a stale owner hands nothing over.
    */
-  pull(sessionId: Buffer, ownerHint: string, epoch: number): Promise<Continuation>;
+  pull(sessionId: Buffer, ownerHint: string, epoch: number, signal?: AbortSignal): Promise<Continuation>;
+  /**
+   * Hands a session (its encoded continuation) to member `to` unasked: 'moved' once `to` has it or
+   * may have it, 'kept' when it surely did not get it.
+   */
+  push?(to: string, parts: readonly Buffer[]): Promise<'moved' | 'kept'>;
   /** Starts serving this server's sessions to the other members. */
   start(server: SessionServer): Promise<void>;
   close(): Promise<void>;
 }
+
+/** What an owner answers a pull: the session's encoded continuation in pieces, or why not. */
+export type Surrender =
+  | { readonly kind: 'continuation'; readonly parts: Buffer[] }
+  | { readonly kind: 'refused'; readonly code: string; readonly message: string; readonly redirect: string };
 
 export interface ServerOptions extends CommonOptions {
   /** Pool secret: MACs tickets and derives session secrets. Default: the pool's, else random. */
@@ -118,8 +128,16 @@ export class SessionServer extends EventEmitter implements SessionHost {
   readonly #sessions = new Map<string, ServerSession>();
   readonly #tombstones = new Map<string, Tombstone>();
   readonly #handshaking = new Set<Connection>();
-  /** Pulls in flight here, by session id, so two resumes of one session share one pull. */
-  readonly #pulling = new Map<string, Promise<ServerSession>>();
+  /**
+   * Pulls in flight here, by session id, so two resumes of one session share one pull; a push of the
+   * session that arrives meanwhile is taken instead.
+   */
+  readonly #pulling = new Map<
+    string,
+    { adopted: Promise<ServerSession>; takePushed: (continuation: Continuation) => void }
+  >();
+  /** Sessions this server is pushing to another member (frozen), with what waits for the outcome. */
+  readonly #handingOver = new Map<string, Array<() => void>>();
   readonly #tombstoneTtl: number;
   readonly #replayGuard: ReplayGuard | undefined;
   #sweeper: NodeJS.Timeout | undefined;
@@ -268,14 +286,15 @@ export class SessionServer extends EventEmitter implements SessionHost {
    * Freezes a session and returns its encoded continuation for `newOwner` (a pull from a peer).
    * Returns a refusal when the session is not here, with where it went if it moved.
    */
-  surrender(
-    sessionId: Buffer,
-    newOwner: string,
-    epoch: number,
-  ):
-    | { kind: 'continuation'; parts: Buffer[] }
-    | { kind: 'refused'; code: string; message: string; redirect: string } {
+  surrender(sessionId: Buffer, newOwner: string, epoch: number): Surrender | Promise<Surrender> {
     const hex = sessionId.toString('hex');
+    const waiting = this.#handingOver.get(hex);
+    if (waiting) {
+      // Being pushed elsewhere right now: answer once that is settled (moved: a redirect).
+      return new Promise((resolve) =>
+        waiting.push(() => resolve(this.surrender(sessionId, newOwner, epoch))),
+      );
+    }
     const session = this.#sessions.get(hex);
     if (!session) {
       const tomb = this.#tombstones.get(hex);
@@ -306,16 +325,75 @@ export class SessionServer extends EventEmitter implements SessionHost {
         redirect: '',
       };
     }
-    // From this moment a late resume here is redirected to the new owner.
+    this.#gone(hex, session, newOwner);
+    return { kind: 'continuation', parts };
+  }
+
+  /** A frozen session now belongs to `newOwner`: a late resume here is redirected there. */
+  #gone(hex: string, session: ServerSession, newOwner: string): void {
     this.#sessions.delete(hex);
     this.#tombstone(hex, { code: ErrorCodes.SESSION_MOVED, movedTo: newOwner });
-    // The session is frozen and unreachable here: its ending (the old connection closed, the
-    // application told) waits until the continuation is on its way.
+    // Its ending (the old connection closed, the application told) waits until the continuation is
+    // on its way.
     setImmediate(() => {
       session.handedOver(newOwner);
       this.emit('migrated', hex, newOwner);
     });
-    return { kind: 'continuation', parts };
+  }
+
+  /**
+   * @internal The client of `session` said it is moving to member `to`: hand the session over now,
+   * unasked, so the new owner need not pull it when the client arrives (one round trip off the
+   * move). Pulls and resumes of it wait until the push is settled; if `to` surely did not get it,
+   * the session carries on here.
+   */
+  handoff(session: ServerSession, to: string): void {
+    const pool = this.#pool;
+    const hex = session.sessionId;
+    if (
+      !pool?.push ||
+      to === this.serverId ||
+      this.#sessions.get(hex) !== session ||
+      this.#handingOver.has(hex) ||
+      !pool.members().some((m) => m.id === to)
+    ) {
+      return;
+    }
+    let parts: Buffer[];
+    try {
+      parts = encodeContinuationParts(checkContinuation(session.freeze()));
+    } catch {
+      // Left to the pull, which reports why.
+      session.thaw();
+      return;
+    }
+    this.#handingOver.set(hex, []);
+    pool.push(to, parts).then((outcome) => {
+      const waiting = this.#handingOver.get(hex) ?? [];
+      this.#handingOver.delete(hex);
+      if (outcome === 'moved') this.#gone(hex, session, to);
+      else session.thaw();
+      for (const next of waiting) next();
+    });
+  }
+
+  /**
+   * @internal A member handed us a session unasked (its client is on its way here). If a resume of
+   * it is already pulling it, this continuation settles that pull.
+   */
+  acceptPush(continuation: Continuation, from: string): void {
+    const hex = continuation.sessionId.toString('hex');
+    if (this.#closing) throw createError(ErrorCodes.SERVER_CLOSING, 'server is closing');
+    if (this.#sessions.has(hex)) {
+      throw createError(ErrorCodes.MIGRATION_FAILED, `session ${hex} from ${from} is already here`);
+    }
+    const pulling = this.#pulling.get(hex);
+    if (pulling) {
+      pulling.takePushed(continuation);
+      return;
+    }
+    const session = this.#adopted(hex, continuation);
+    session.awaitResume();
   }
 
   /** @internal Called by a session once its client has confirmed it. */
@@ -456,6 +534,20 @@ export class SessionServer extends EventEmitter implements SessionHost {
   /** Resumes (here, or by pulling it from its owner) a session whose client has proved itself. */
   #resume(conn: Connection, sessionId: Buffer, request: ResumeRequest): void {
     const hex = sessionId.toString('hex');
+    const waiting = this.#handingOver.get(hex);
+    if (waiting) {
+      // Back here while its push is in flight (the client could not reach the new owner): once
+      // settled, the session is either still here or redirected.
+      waiting.push(() => {
+        if (conn.closed) return;
+        try {
+          this.#resume(conn, sessionId, request);
+        } catch (err) {
+          conn.fail(err as LazarusError);
+        }
+      });
+      return;
+    }
     const session = this.#sessions.get(hex);
     if (session) {
       this.#resumeHere(conn, session, request.received);
@@ -471,11 +563,11 @@ export class SessionServer extends EventEmitter implements SessionHost {
     const hints = [...new Set([request.ownerHint, tomb?.movedTo])].filter(
       (h): h is string => h !== undefined && h !== '' && h !== this.serverId,
     );
-    const pullFrom = async (): Promise<Continuation> => {
+    const pullFrom = async (signal: AbortSignal): Promise<Continuation> => {
       let first: unknown;
       for (const hint of hints) {
         try {
-          return await pool.pull(sessionId, hint, request.epoch ?? 0);
+          return await pool.pull(sessionId, hint, request.epoch ?? 0, signal);
         } catch (err) {
           first ??= err;
         }
@@ -506,21 +598,35 @@ export class SessionServer extends EventEmitter implements SessionHost {
     }
   }
 
-  /** Restores a pulled continuation as a local session, once even if several resumes race for it. */
-  #adopt(hex: string, pull: () => Promise<Continuation>): Promise<ServerSession> {
+  /**
+   * Restores a pulled continuation as a local session, once even if several resumes race for it. A
+   * push of the session that arrives meanwhile settles it at once (the pull's answer will only be a
+   * redirect here).
+   */
+  #adopt(hex: string, pull: (signal: AbortSignal) => Promise<Continuation>): Promise<ServerSession> {
     const pending = this.#pulling.get(hex);
-    if (pending) return pending;
-    const adopted = pull()
-      .then((continuation) => {
-        const session = new ServerSession(this, hex, this.#common.tuning, this.#cont, continuation);
-        this.#sessions.set(hex, session);
-        this.#tombstones.delete(hex);
-        this.emit('adopted', hex);
-        return session;
-      })
+    if (pending) return pending.adopted;
+    const stopPulling = new AbortController();
+    let takePushed!: (continuation: Continuation) => void;
+    const pushed = new Promise<Continuation>((resolve) => {
+      takePushed = (continuation) => {
+        stopPulling.abort();
+        resolve(continuation);
+      };
+    });
+    const adopted = Promise.race([pull(stopPulling.signal), pushed])
+      .then((continuation) => this.#adopted(hex, continuation))
       .finally(() => this.#pulling.delete(hex));
-    this.#pulling.set(hex, adopted);
+    this.#pulling.set(hex, { adopted, takePushed });
     return adopted;
+  }
+
+  #adopted(hex: string, continuation: Continuation): ServerSession {
+    const session = new ServerSession(this, hex, this.#common.tuning, this.#cont, continuation);
+    this.#sessions.set(hex, session);
+    this.#tombstones.delete(hex);
+    this.emit('adopted', hex);
+    return session;
   }
 }
 
