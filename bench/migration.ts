@@ -7,8 +7,9 @@
  * process. One session per snapshot size moves round the pool (a -> b -> c -> a ...). Each cycle:
  *   1. the client sends 64 B and the handler echoes them (not checkpointed, so every continuation
  *      carries a 64 B input log and 64 B of output to replay and compare);
- *   2. migrate(next) is called (t0); the new server pulls the continuation, restores the snapshot,
- *      replays the 64 B; once replay is done the handler writes one byte ("hello") and checkpoints
+ *   2. migrate(next) is called (t0); the client tells the origin where it goes (HANDOFF) and the
+ *      origin pushes the continuation there (or, if the client gets there first, the new server
+ *      pulls it and the push answers the pull); the new server restores the snapshot, replays the 64 B; once replay is done the handler writes one byte ("hello") and checkpoints
  *      (after the byte is on its way, so the checkpoint is not in the measured path);
  *   3. the client receives the hello byte (t1): latency = t1 - t0;
  *   4. one floor sample to the same server process: connect, write 1 byte, read it back.
@@ -24,10 +25,11 @@
  *   accept    connected -> the new server has accepted the connection
  *   arrive    accepted -> the new server reads the RESUME
  *   auth      RESUME read -> pull started (ticket, proof and replay cache checked)
- *   pull      pull started -> continuation decoded (peer round trip; origin surrender is part of it)
- *   restore   continuation decoded -> handler called (session rebuilt, snapshot deserialized, RESUMED sent)
+ *   pull      pull started -> continuation decoded (when the new server pulled; surrender is part of it)
+ *   push      origin's handoff started -> session adopted by the new server (when it was pushed)
+ *   restore   continuation decoded or pushed session adopted -> handler called (session rebuilt)
  *   replay    handler called -> first live byte handed to write() (64 B input replayed, output compared)
- *   deliver   write() called -> byte received by the client (framing, socket write, loopback, client read)
+ *   deliver   write() called, and the client's RESUME read -> byte received by the client
  * Each phase column is that phase's own median, so the columns need not add up to the total's median.
  *
  *   npx tsx bench/migration.ts [--count 400] [--quick]

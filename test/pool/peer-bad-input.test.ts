@@ -247,6 +247,36 @@ test('an authenticated PULL naming another new owner than the puller (or a non-m
   await sessionIntact('after mismatched owner');
 });
 
+test('an authenticated PUSH of a malformed or already-held session is refused; nothing adopted', async () => {
+  const link = await PeerLink.dial(
+    '127.0.0.1',
+    pool.member('a').peerPort,
+    { selfId: 'b', secret: Buffer.from(TEST_SECRET) },
+    2000,
+  );
+  try {
+    assert.equal(await link.push([Buffer.from('not a continuation')], 2000), 'refused', 'garbage refused');
+    // A well-formed continuation of the session a already holds: a keeps its own.
+    const own = encodeContinuation({
+      sessionId: Buffer.from(client.sessionId!, 'hex'),
+      epoch: 99,
+      snapshot: undefined,
+      inputOffset: 0,
+      outputOffset: 0,
+      inputLog: Buffer.alloc(0),
+      finReceived: false,
+      outputStart: 0,
+      acked: 0,
+      output: Buffer.alloc(0),
+      finQueued: false,
+    });
+    assert.equal(await link.push([own], 2000), 'refused', 'a session already here is not replaced');
+  } finally {
+    link.close();
+  }
+  await sessionIntact('after bad pushes');
+});
+
 // ---- decoders ----
 
 const continuationArb: fc.Arbitrary<Continuation> = fc
@@ -420,6 +450,24 @@ test('every decodePeer decoder: valid frames round-trip', () => {
       const out = decodePeer.continuation(body(encodePeer.continuation(n, payload)));
       assert.equal(out.id, n);
       assert.deepEqual(Buffer.from(out.body), payload);
+    }),
+  );
+  fc.assert(
+    fc.property(u32, fc.array(fc.uint8Array({ maxLength: 80 }), { maxLength: 5 }), (n, pieces) => {
+      const parts = pieces.map((b) => Buffer.from(b));
+      const out = decodePeer.push(body(Buffer.concat(encodePeer.pushParts(n, parts))));
+      assert.equal(out.id, n);
+      assert.deepEqual(Buffer.from(out.body), Buffer.concat(parts));
+    }),
+  );
+  fc.assert(
+    fc.property(u32, id, id, (n, code, message) => {
+      assert.deepEqual(decodePeer.pushAck(body(encodePeer.pushAck(n))), { id: n });
+      assert.deepEqual(decodePeer.pushRefused(body(encodePeer.pushRefused(n, code, message))), {
+        id: n,
+        code,
+        message,
+      });
     }),
   );
   fc.assert(

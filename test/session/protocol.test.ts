@@ -199,6 +199,13 @@ const samples: fc.Arbitrary<Sample> = fc.oneof(
     expected: members,
     decode: decode.pool,
   })),
+  str.map((memberId) => ({
+    name: 'HANDOFF',
+    type: FrameType.HANDOFF,
+    frame: encode.handoff(memberId),
+    expected: memberId,
+    decode: decode.handoff,
+  })),
   fc.record({ kind: fc.constantFrom(AdviceKind.OVERLOAD, AdviceKind.DRAIN), target: str }).map((a) => ({
     name: 'ADVICE',
     type: FrameType.ADVICE,
@@ -241,6 +248,7 @@ const decoders: ReadonlyArray<readonly [string, (body: Buffer) => unknown]> = [
   ['resumed', decode.resumed],
   ['pool', decode.pool],
   ['advice', decode.advice],
+  ['handoff', decode.handoff],
   ['opened', decode.opened],
   ['refusal', (b) => decode.refusal(b, 'REFUSED')],
   ['offset', (b) => decode.offset(b, 'ACK')],
