@@ -136,6 +136,8 @@ async function serve(id: string, members: readonly Member[]): Promise<void> {
 
   const real = createPool({ self: id, members, secret: BENCH_POOL_SECRET });
   const pulls = new Map<string, { start: number; end: number }>();
+  /** Size of the continuation the last handoff pushed (set inside the handoff, synchronously). */
+  let pushedBytes: number | undefined;
   const adopted = new Map<string, number>();
   // The seam SessionServer offers: a SessionPool that times the pull and the origin's surrender.
   const pool: SessionPool = {
@@ -152,7 +154,10 @@ async function serve(id: string, members: readonly Member[]): Promise<void> {
       return continuation;
     },
     // The origin pushes the session when the client announces its move (then nobody pulls).
-    push: (...args: Parameters<NonNullable<SessionPool['push']>>) => real.push(...args),
+    push: (...args: Parameters<NonNullable<SessionPool['push']>>) => {
+      pushedBytes = args[1].reduce((n, p) => n + p.length, 0);
+      return real.push(...args);
+    },
     start: (server: SessionServer) => real.start(timedSurrender(server, marks.surrenders)),
     close: () => real.close(),
   };
@@ -165,8 +170,11 @@ async function serve(id: string, members: readonly Member[]): Promise<void> {
   server.handoff = (session, to) => {
     const epoch = session.epoch + 1;
     const start = monoUs();
+    pushedBytes = undefined;
     handoff(session, to);
-    marks.surrenders.push({ epoch, start, end: monoUs(), pushed: true });
+    const end = monoUs();
+    if (pushedBytes !== undefined)
+      marks.surrenders.push({ epoch, start, end, bytes: pushedBytes, pushed: true });
   };
 
   function handle(session: ServerSession): void {
@@ -323,6 +331,16 @@ async function floorSample(port: number): Promise<number> {
   return us;
 }
 
+/** A mark from a child: NaN went through IPC (JSON) as null. */
+function markAt(value: number | null | undefined): number {
+  return value ?? Number.NaN;
+}
+
+/** A phase no migration went through (e.g. no pull when every session was pushed) shows as null. */
+function medianOrNone(values: readonly number[], digits: number): number | null {
+  return values.length === 0 ? null : round(median(values), digits);
+}
+
 const PHASES = [
   'connect',
   'accept',
@@ -422,16 +440,16 @@ async function runSize(
         if (Number.isFinite(v)) phases[p].push(v);
       };
       add('connect', s.connect);
-      add('accept', (a.accepted ?? Number.NaN) - (s.t0 + s.connect));
-      add('arrive', (a.resumeRx ?? Number.NaN) - (a.accepted ?? Number.NaN));
-      add('auth', a.pullStart - (a.resumeRx ?? Number.NaN));
-      add('pull', a.pullEnd - a.pullStart);
+      add('accept', markAt(a.accepted) - (s.t0 + s.connect));
+      add('arrive', markAt(a.resumeRx) - markAt(a.accepted));
+      add('auth', markAt(a.pullStart) - markAt(a.resumeRx));
+      add('pull', markAt(a.pullEnd) - markAt(a.pullStart));
       add('surrender', sur.end - sur.start);
-      add('push', sur.pushed ? a.adopted - sur.start : Number.NaN);
-      add('restore', a.handler - (sur.pushed ? a.adopted : a.pullEnd));
-      add('replay', a.helloWritten - a.handler);
+      add('push', sur.pushed ? markAt(a.adopted) - sur.start : Number.NaN);
+      add('restore', markAt(a.handler) - (sur.pushed ? markAt(a.adopted) : markAt(a.pullEnd)));
+      add('replay', markAt(a.helloWritten) - markAt(a.handler));
       // A pushed session may be ready before its client arrives: delivery starts when both are there.
-      add('deliver', s.t1 - Math.max(a.helloWritten, a.resumeRx ?? Number.NaN));
+      add('deliver', s.t1 - Math.max(markAt(a.helloWritten), markAt(a.resumeRx)));
       if (sur.bytes !== undefined) continuationBytes.push(sur.bytes);
     }
   }
@@ -484,13 +502,13 @@ async function main(): Promise<void> {
       ratios[s.label] = round(percentile(t, 50) / floor);
       return [
         s.label,
-        median(r.continuationBytes),
+        medianOrNone(r.continuationBytes, 0) ?? '-',
         round(percentile(t, 50), 0),
         round(percentile(t, 99), 0),
         round(floor, 0),
         ratios[s.label]!,
         `${r.pushed}/${t.length}`,
-        ...PHASES.map((p) => round(median(r.phases[p]), 0)),
+        ...PHASES.map((p) => medianOrNone(r.phases[p], 0) ?? '-'),
       ];
     });
     console.log();
@@ -517,7 +535,7 @@ async function main(): Promise<void> {
     const worst = Math.max(ratios['0']!, ratios['1k']!, ratios['64k']!);
     console.log(`p50 / floor: 64 KiB ${ratios['64k']}, worst up to 64 KiB ${worst} (target <= 3)`);
     const phaseP50 = Object.fromEntries(
-      PHASES.map((p) => [p, round(median(results['64k'].phases[p]), 1)]),
+      PHASES.map((p) => [p, medianOrNone(results['64k'].phases[p], 1)]),
     ) as Record<Phase, number>;
     emitResult({
       bench: 'migration',
