@@ -88,8 +88,12 @@ export type ControlMessage =
   | { type: 'ping' }
   /** A restarted node's checkpoint position; the peer answers with BEGIN, its logged messages, END. */
   | { type: 'recover-req'; ckpt: CkptInfo; applied: VectorTime }
-  /** `seen`: how far the failed node's first run got, as this peer saw it (see CrashPoint). */
-  | { type: 'recover-begin'; seen: CrashPoint }
+  /**
+   * `seen`: how far the failed node's first run got, as this peer saw it (see CrashPoint). The first
+   * `relog` messages after it are page replies the failed node had served this peer: its log of
+   * them died with it, and it logs them again.
+   */
+  | { type: 'recover-begin'; seen: CrashPoint; relog: number }
   | { type: 'recover-end' };
 
 /**
@@ -203,7 +207,7 @@ export function encodeMessage(msg: DsmMessage): Buffer {
     case 'recover-req':
       return encodeFrame(MsgType.RECOVER_REQ, writeTime(writeCkpt(w, msg.ckpt), msg.applied).finish());
     case 'recover-begin':
-      w.u32(msg.seen.reqs).u32(msg.seen.acq).u32(msg.seen.arrivals).u32(msg.seen.seq);
+      w.u32(msg.seen.reqs).u32(msg.seen.acq).u32(msg.seen.arrivals).u32(msg.seen.seq).u32(msg.relog);
       return encodeFrame(MsgType.RECOVER_BEGIN, w.finish());
     case 'recover-end':
       return encodeFrame(MsgType.RECOVER_END);
@@ -312,6 +316,7 @@ function decodeBody(type: number, r: FieldReader): DsmMessage {
       return {
         type: 'recover-begin',
         seen: { reqs: r.u32(), acq: r.u32(), arrivals: r.u32(), seq: r.u32() },
+        relog: r.u32(),
       };
     case MsgType.RECOVER_END:
       return { type: 'recover-end' };

@@ -303,6 +303,7 @@ export class DsmProtocol {
           seen.add(page);
         }
         this.#installPages(msg.pages);
+        if (ft && from !== STABLE_NODE) ft.keepReceived(from, msg);
         this.#requests.delete(msg.req);
         pending.resolve();
         return;
@@ -605,6 +606,8 @@ export class DsmProtocol {
     }
     ft.counters.replayedAnswers++;
     this.#installPages(logged);
+    const home = this.pages.homes[batch[0]!]!;
+    if (home !== STABLE_NODE) ft.keepReceived(home, { type: 'page-reply', req, pages: logged });
     return true;
   }
 
@@ -651,6 +654,7 @@ export class DsmProtocol {
       for (const batch of batches) {
         this.stats.pagesServed += batch.length;
         this.#sendLogged(order.node, { type: 'page-push', episode: msg.episode, pages: batch });
+        publish({ node: this.me, event: 'served', to: order.node, pages: batch.length });
       }
     }
     pending.released = true;

@@ -156,6 +156,17 @@ class NodeRuntime {
     }
   }
 
+  /** A reply this (restarted) node had served `to` before failing, for its log again. */
+  relog(to: number, msg: ProtocolMessage): void {
+    const ft = this.ft;
+    if (!ft || msg.type !== 'page-reply') {
+      this.#mesh.reject(to, createError(ErrorCodes.PROTOCOL, `cannot re-log a ${msg.type}`));
+      return;
+    }
+    if (!ft.shouldLog(to) || ft.log.for(to).some((e) => e.kind === 'reply' && e.key === msg.req)) return;
+    ft.log.append(to, msg);
+  }
+
   /** What this restarted node tells its peers: where its checkpoint stands. */
   recoveryRequest(): ControlMessage {
     const ft = this.ft;
@@ -572,7 +583,8 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
     onPeer: () => maybeReady(),
     onMessage: (from, msg) => {
       if (isProtocolMessage(msg)) {
-        if (collector?.logging(from)) runtime?.receiveLogged(from, msg);
+        if (collector?.takeRelog(from)) runtime?.relog(from, msg);
+        else if (collector?.logging(from)) runtime?.receiveLogged(from, msg);
         else runtime?.receive(from, msg);
         return;
       }
@@ -582,7 +594,7 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
           return;
         case 'recover-begin':
           if (!collector) throw createError(ErrorCodes.PROTOCOL, 'recovery data for a node not recovering');
-          collector.begin(from);
+          collector.begin(from, msg.relog);
           runtime?.ft?.sawCrashPoint(msg.seen);
           return;
         case 'recover-end':

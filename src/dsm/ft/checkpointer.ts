@@ -90,6 +90,7 @@ export class Checkpointer {
     // Durable: from now on this is the position a restart goes back to, and what peers trim by.
     core.own = ckptInfoOf(protocol, time);
     core.learnOne(core.me, core.own);
+    core.dropReceived(protocol.nextReq);
     const c = core.counters;
     c.checkpoints++;
     c.checkpointBytes += bytes.length;

@@ -1,4 +1,4 @@
-import type { CkptInfo } from '../messages.ts';
+import type { CkptInfo, CrashPoint, ProtocolMessage } from '../messages.ts';
 import { SenderLog } from './logs.ts';
 import { PendingDiffs } from './pending-diffs.ts';
 import type { CheckpointPolicy } from './policy.ts';
@@ -70,7 +70,14 @@ export class FtCore {
   /** True until the re-execution first needs a live answer: live requests from peers wait until then. */
   replaying = false;
   readonly pending = new PendingDiffs();
-  deferred: { from: number; msg: import('../messages.ts').ProtocolMessage }[] = [];
+  deferred: { from: number; msg: ProtocolMessage }[] = [];
+  /**
+   * Page replies this node received since its latest checkpoint, by home. A home logs what it
+   * serves, but entries added after its own checkpoint die with it; these copies (views of the
+   * received frames, not copies of the bytes) let a restarted home log them again.
+   */
+  readonly received = new Map<number, Extract<ProtocolMessage, { type: 'page-reply' }>[]>();
+  receivedBytes = 0;
   /** This node's latest durable checkpoint position (what it piggybacks). */
   own: CkptInfo;
   readonly counters: FtCounters = {
@@ -102,7 +109,7 @@ export class FtCore {
   }
 
   /** Merges one survivor's view of how far this node's first run got. */
-  sawCrashPoint(seen: import('../messages.ts').CrashPoint): void {
+  sawCrashPoint(seen: CrashPoint): void {
     const c = this.crashPoint;
     c.reqs = Math.max(c.reqs, seen.reqs);
     c.acq = Math.max(c.acq, seen.acq);
@@ -136,6 +143,22 @@ export class FtCore {
     if (this.gc === 'none') return;
     this.counters.logTrimmed += this.log.trim((e) => this.table.needed(e, this.me));
     this.onTableChanged?.();
+  }
+
+  keepReceived(home: number, msg: Extract<ProtocolMessage, { type: 'page-reply' }>): void {
+    const list = this.received.get(home) ?? [];
+    this.received.set(home, list);
+    list.push(msg);
+    for (const p of msg.pages) this.receivedBytes += p.data.length;
+  }
+
+  /** After a checkpoint: replies to requests before `req` are never asked for again. */
+  dropReceived(req: number): void {
+    for (const [home, list] of this.received) {
+      const kept = list.filter((m) => m.req >= req);
+      for (const m of list) if (m.req < req) for (const p of m.pages) this.receivedBytes -= p.data.length;
+      this.received.set(home, kept);
+    }
   }
 
   /** True when the diffs batch (writer, seq, req) has been applied here already. */

@@ -29,7 +29,9 @@ export function answerRecovery(
     arrivals: core.arrivalsFrom[from]!,
     seq: protocol.log.known(from),
   };
-  send(from, { type: 'recover-begin', seen });
+  const relog = core.received.get(from) ?? [];
+  send(from, { type: 'recover-begin', seen, relog: relog.length });
+  for (const m of relog) send(from, m);
   let sent = 0;
   for (const e of core.log.for(from)) {
     if (!neededBy(req.ckpt, e.kind, e.key, core.me)) continue;
@@ -49,6 +51,7 @@ export class RecoveryCollector {
   readonly done: Promise<void>;
   readonly #waiting: Set<number>;
   readonly #open = new Set<number>();
+  readonly #relog = new Map<number, number>();
   #resolve!: () => void;
 
   constructor(peers: readonly number[]) {
@@ -64,10 +67,19 @@ export class RecoveryCollector {
     return this.#open.has(from);
   }
 
-  begin(from: number): void {
+  begin(from: number, relog: number): void {
     if (!this.#waiting.has(from))
       throw createError(ErrorCodes.PROTOCOL, `unexpected recovery data from ${from}`);
     this.#open.add(from);
+    this.#relog.set(from, relog);
+  }
+
+  /** True (once per message) while `from` is sending back replies this node had served it. */
+  takeRelog(from: number): boolean {
+    const n = this.#relog.get(from) ?? 0;
+    if (n === 0) return false;
+    this.#relog.set(from, n - 1);
+    return true;
   }
 
   end(from: number): void {
