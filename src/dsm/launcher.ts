@@ -29,6 +29,8 @@ export interface FtOptions {
   readonly crash?: { readonly node: number; readonly at: string };
   /** Give up after this many restarts in one run (default 20). */
   readonly maxRestarts?: number;
+  /** Receives a function that SIGKILLs a node now (tests and tools that react to progress events). */
+  readonly killer?: (kill: (node: number) => void) => void;
 }
 
 export const DEFAULT_POLICY: CheckpointPolicy = { intervalMs: 1000 };
@@ -79,6 +81,11 @@ export async function runCluster(options: ClusterOptions): Promise<ClusterRun> {
   const userProgress = options.onProgress;
   const progress = (e: ProgressEvent) => userProgress?.(e);
   const lost = (err: ReturnType<typeof createError>) => coordinator?.abort(err);
+  const killNode = (node: number) => {
+    const child = current.get(node);
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  ft?.killer?.(killNode);
 
   const spawnNode = (node: number, rejoin: boolean) => {
     const join = options.joinAddress ?? coordinator!.address;
@@ -126,21 +133,13 @@ export async function runCluster(options: ClusterOptions): Promise<ClusterRun> {
           },
           // Fencing: a node declared lost is killed for sure (a cut link leaves it running), then
           // restarted when its process has exited.
-          onNodeLost: (node: number) => {
-            const child = current.get(node);
-            if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-          },
+          onNodeLost: killNode,
         }
       : {}),
     onProgress: (e) => {
       if (e.kind === 'started') {
         for (const k of ft?.kills ?? []) {
-          timers.push(
-            setTimeout(() => {
-              const child = current.get(k.node);
-              if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-            }, k.atMs),
-          );
+          timers.push(setTimeout(() => killNode(k.node), k.atMs));
         }
       }
       progress(e);

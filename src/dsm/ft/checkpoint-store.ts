@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LogKind } from './logs.ts';
@@ -36,6 +36,11 @@ export class CheckpointStore {
     this.dir = dir;
     this.node = node;
     mkdirSync(dir, { recursive: true });
+    // A crash between writing and renaming leaves a temporary file: never a checkpoint, drop it.
+    for (const name of readdirSync(dir)) {
+      if (name.startsWith(`ckpt-${node}-`) && name.endsWith('.bin.tmp'))
+        rmSync(join(dir, name), { force: true });
+    }
   }
 
   /** Paths of this node's checkpoint files, oldest first (a restarted node reads them all). */

@@ -26,6 +26,7 @@ export async function runFt(
   nodes: number,
   ft: FtOptions,
   params: DsmParams = SMALL[app]!,
+  onEvent?: (e: ProgressEvent) => void,
 ): Promise<FtRun> {
   const events: ProgressEvent[] = [];
   const run = await runApp({
@@ -34,7 +35,10 @@ export async function runFt(
     params,
     timeoutMs: 90_000,
     ft: { policy: { everySafePoints: 2 }, ...ft },
-    onProgress: (e) => events.push(e),
+    onProgress: (e) => {
+      events.push(e);
+      onEvent?.(e);
+    },
   });
   return { run, events };
 }
