@@ -2,6 +2,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import type { DsmParams } from '../dsm/app.ts';
 import { BUILTIN_APPS, loadApp } from '../dsm/apps/index.ts';
 import { newSecret } from '../dsm/auth.ts';
+import type { GcMode } from '../dsm/ft/core.ts';
 import { type AppRun, parseHostPort, runApp, SECRET_ENV } from '../dsm/launcher.ts';
 import { DEFAULT_PAGE_SIZE } from '../dsm/pages.ts';
 import { joinCluster, type ProgressEvent } from '../dsm/runtime.ts';
@@ -35,8 +36,23 @@ function param(value: string, previous: Record<string, number> = {}): Record<str
   return { ...previous, [m[1]!]: Number(m[2]) };
 }
 
+function killAt(
+  value: string,
+  previous: { node: number; atMs: number }[] = [],
+): { node: number; atMs: number }[] {
+  const m = /^(\d+):(\d+(?:\.\d+)?)$/.exec(value);
+  if (!m || Number(m[1]) < 1)
+    throw new InvalidArgumentError('expected <node>:<seconds>, node >= 1 (node 0 cannot fail)');
+  return [...previous, { node: Number(m[1]), atMs: Math.round(Number(m[2]) * 1000) }];
+}
+
 interface RunFlags {
   nodes: number;
+  ft?: boolean;
+  killAt?: { node: number; atMs: number }[];
+  ckptDir?: string;
+  ckptEvery?: number;
+  gc?: GcMode;
   size?: number;
   param?: Record<string, number>;
   pageSize: number;
@@ -76,14 +92,34 @@ export function registerDsmCommand(program: Command): void {
       v === '0' ? 0 : positive(255)(v),
     )
     .option('--json', 'print the summary as JSON')
+    .option('--ft', 'fault tolerance: checkpoints, logging; a failed local node is restarted and recovers')
+    .option(
+      '--kill-at <node:seconds>',
+      'with --ft: SIGKILL that node this long after the start (repeatable)',
+      killAt,
+    )
+    .option('--ckpt-dir <dir>', 'with --ft: checkpoint directory (default: a temporary one)')
+    .option(
+      '--ckpt-every <ms>',
+      'with --ft: checkpoint at the first safe point after this long',
+      positive(3_600_000),
+      1000,
+    )
+    .option('--gc <mode>', 'with --ft: none | llt | llt+cgc (recovery state collection)', gcMode, 'llt+cgc')
     .action(
       reportErrors(async (appRef: string, flags: RunFlags) => {
         const app = await loadApp(appRef);
+        if (flags.killAt && !flags.ft) throw new InvalidArgumentError('--kill-at needs --ft');
+        for (const k of flags.killAt ?? []) {
+          if (k.node >= flags.nodes)
+            throw new InvalidArgumentError(`--kill-at: no node ${k.node} of ${flags.nodes}`);
+        }
         const params: DsmParams = { ...app.params(flags.size), ...flags.param };
         const local = flags.local ?? flags.nodes - 1;
         const remote = flags.nodes - 1 - local;
         const secret = process.env[SECRET_ENV] ?? newSecret();
         const started = performance.now();
+        let startedAt: number | undefined;
         const say = (line: string) => process.stderr.write(`[dsm] ${line}\n`);
         say(
           `${app.name} ${JSON.stringify(params)} on ${flags.nodes} node(s): running the sequential program first`,
@@ -97,13 +133,34 @@ export function registerDsmCommand(program: Command): void {
           localNodes: local,
           ...(flags.listen ? { host: flags.listen.host, port: flags.listen.port } : {}),
           ...(flags.advertise ? { advertiseHost: flags.advertise } : {}),
+          ...(flags.ft
+            ? {
+                ft: {
+                  policy: { intervalMs: flags.ckptEvery ?? 1000 },
+                  gc: flags.gc ?? 'llt+cgc',
+                  ...(flags.ckptDir ? { dir: flags.ckptDir } : {}),
+                  ...(flags.killAt ? { kills: flags.killAt } : {}),
+                },
+              }
+            : {}),
           onProgress: (e: ProgressEvent) => {
+            const t = `+${((performance.now() - (startedAt ?? performance.now())) / 1000).toFixed(2)}s`;
             if (e.kind === 'listening' && remote > 0) {
               say(`waiting for ${remote} remote node(s); on each host run:`);
               say(`  ${SECRET_ENV}=${secret} lazarus dsm node --join ${e.host}:${e.port}`);
             } else if (e.kind === 'joined') say(`node ${e.node} joined from ${e.host}:${e.port}`);
-            else if (e.kind === 'started') say('all nodes connected: computing');
-            else if (e.kind === 'node-done') say(`node ${e.node} finished`);
+            else if (e.kind === 'started') {
+              startedAt = performance.now();
+              say('all nodes connected: computing');
+              for (const k of flags.killAt ?? [])
+                say(`node ${k.node} will be killed at +${(k.atMs / 1000).toFixed(2)}s`);
+            } else if (e.kind === 'node-done') say(`${t} node ${e.node} finished`);
+            else if (e.kind === 'node-lost') say(`${t} node ${e.node} LOST (${e.reason})`);
+            else if (e.kind === 'restarted')
+              say(`${t} node ${e.node} restarted (pid ${e.pid}): restoring its checkpoint`);
+            else if (e.kind === 'rejoined')
+              say(`${t} node ${e.node} rejoined: re-executing from its checkpoint`);
+            else if (e.kind === 'recovered') say(`${t} node ${e.node} caught up: running normally again`);
           },
         });
         const wallMs = performance.now() - started;
@@ -197,7 +254,25 @@ function summaryText(r: AppRun, wallMs: number): string {
         `  ${String(i).padStart(4)}  ${String(s.messagesSent).padStart(4)}  ${String(s.pageFetches).padStart(7)}  ${String(s.diffsSent).padStart(5)}  ${(s.diffBytesSent / 1024).toFixed(1).padStart(7)}  ${s.lockWaitMs.toFixed(1).padStart(8)}  ${s.barrierWaitMs.toFixed(1).padStart(11)}`,
     ),
   ];
+  if (r.run.stats.some((s) => s.ft)) {
+    lines.push('  fault tolerance (last incarnation of each node):');
+    lines.push('  node  ckpts  ckptKiB  kept  logEntries  logKiB  recoveries  replayed  dupsDropped');
+    r.run.stats.forEach((s, i) => {
+      const f = s.ft;
+      if (!f) return;
+      lines.push(
+        `  ${String(i).padStart(4)}  ${String(f.checkpoints).padStart(5)}  ${(f.checkpointBytes / 1024).toFixed(1).padStart(7)}  ${String(f.retainedCheckpoints).padStart(4)}  ${String(f.retainedLogEntries).padStart(10)}  ${(f.retainedLogBytes / 1024).toFixed(1).padStart(6)}  ${String(f.recoveries).padStart(10)}  ${String(f.replayedAnswers).padStart(8)}  ${String(f.dupsDropped).padStart(11)}`,
+      );
+    });
+  }
   return `${lines.join('\n')}\n`;
+}
+
+function gcMode(value: string): GcMode {
+  if (value !== 'none' && value !== 'llt' && value !== 'llt+cgc') {
+    throw new InvalidArgumentError('expected none, llt or llt+cgc');
+  }
+  return value;
 }
 
 function round(n: number): number {
