@@ -54,6 +54,11 @@ export interface KeepaliveOptions {
   readonly interval: number;
   /** Declare the connection dead after this long without receiving anything. */
   readonly timeout: number;
+  /**
+   * Ping only after half the timeout without hearing from the peer (a server whose clients ping
+   * anyway: thousands of idle sessions need not cost a ping each per interval).
+   */
+  readonly probeOnly?: boolean;
 }
 
 /**
@@ -117,7 +122,9 @@ export class Connection implements FrameSink {
       );
       return;
     }
-    // Ping on a fixed period, busy or not: the pongs measure RTT for migration policies.
+    // Ping on a fixed period, busy or not: the pongs measure RTT for migration policies. A prober
+    // pings only when the peer has gone quiet.
+    if (ka.probeOnly && now - this.#lastReceived < ka.timeout / 2) return;
     if (now - this.#lastPing >= ka.interval) {
       this.#lastPing = now;
       this.send(encode.ping(now));

@@ -165,7 +165,9 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
     conn.setHandler(this);
     conn.socket.setNoDelay(this.#noDelay);
     if (this.#keepAlive) conn.socket.setKeepAlive(this.#keepAlive.enable, this.#keepAlive.delay);
-    conn.startKeepalive(this.tuning.keepalive);
+    // Clients ping (they use the RTT); servers only probe a client gone quiet.
+    const keepalive = this.tuning.keepalive;
+    conn.startKeepalive(this.side === 'server' ? { ...keepalive, probeOnly: true } : keepalive);
     // The handshake told the peer what we have received, which it takes as an acknowledgement.
     this.#ackSent = this.receivedOffset;
     this.#clearAckTimer();

@@ -30,6 +30,9 @@ export class RawConnection {
   readonly socket: net.Socket;
   /** Every frame received except PING/PONG, in order. */
   readonly frames: RawFrame[] = [];
+  /** PINGs (answered automatically) and PONGs received; neither is kept in `frames`. */
+  pings = 0;
+  pongs = 0;
   /** Set when the server sent something the session decoder refuses. */
   decodeError: LazarusError | undefined;
   /** Set when the socket reported an error (e.g. ECONNRESET). */
@@ -47,10 +50,14 @@ export class RawConnection {
       {
         onFrame: (type, body) => {
           if (type === FrameType.PING) {
+            this.pings++;
             if (!socket.destroyed && socket.writable) socket.write(encode.pong(decode.offset(body, 'PING')));
             return;
           }
-          if (type === FrameType.PONG) return;
+          if (type === FrameType.PONG) {
+            this.pongs++;
+            return;
+          }
           this.#add({ type, body: Buffer.from(body) });
         },
         onStreamStart: (_type, prefix, remaining) => {
