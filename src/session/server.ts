@@ -249,19 +249,23 @@ export class SessionServer extends EventEmitter implements SessionHost {
     this.#draining = true;
     let moved = 0;
     // Advised `window` at a time, the next as each one leaves: advising thousands at once would
-    // stampede the other members' accept queues and this server's own event loop.
-    const advised = new Set<ServerSession>();
+    // stampede the other members' accept queues and this server's own event loop. Sessions are taken
+    // in order from a live iterator, so each step costs O(1) however many sessions there are.
+    const advised = new Set<string>();
+    let queue = this.#sessions.values();
     const adviseMore = () => {
-      for (const s of advised) if (s.destroyed) advised.delete(s);
-      for (const session of this.#sessions.values()) {
-        if (advised.size >= window) break;
-        if (advised.has(session)) continue;
-        advised.add(session);
+      while (advised.size < window) {
+        const next = queue.next();
+        if (next.done) return;
+        const session = next.value;
+        if (session.destroyed || advised.has(session.sessionId)) continue;
+        advised.add(session.sessionId);
         this.#adviseDrain(session);
       }
     };
-    const onMigrated = () => {
+    const onMigrated = (hex: string) => {
       moved++;
+      advised.delete(hex);
       adviseMore();
     };
     this.on('migrated', onMigrated);
@@ -269,6 +273,10 @@ export class SessionServer extends EventEmitter implements SessionHost {
       adviseMore();
       while (this.#sessions.size > 0 && Date.now() - started < deadlineMs) {
         await new Promise((resolve) => setTimeout(resolve, 20));
+        // Sessions that ended without moving free their place; sessions that arrived after the
+        // iterator ran out are taken by a fresh one.
+        for (const hex of advised) if (!this.#sessions.has(hex)) advised.delete(hex);
+        if (advised.size < window) queue = this.#sessions.values();
         adviseMore();
       }
     } finally {
