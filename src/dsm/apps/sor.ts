@@ -66,18 +66,32 @@ function passes(iters: number): number[] {
   return out;
 }
 
+/**
+ * Where the halo rows live: for each node and pass parity, its first ROUND rows ("top") and its last
+ * ROUND rows ("bottom"), positionally (a node with fewer rows leaves the rest unused).
+ */
+function haloOffset(node: number, parity: number, side: 'top' | 'bottom', n: number): number {
+  return ((node * 2 + parity) * 2 + (side === 'top' ? 0 : 1)) * ROUND * n;
+}
+
 export const sor: DsmApp = {
   name: 'sor',
   description: 'red-black SOR on a grid (barriers, nearest-neighbour sharing, ghost rows)',
   params: (size) => ({ n: size ?? 512, iters: 20 }),
-  layout: ({ n }: DsmParams) => [
+  layout: ({ n }: DsmParams, nodes: number) => [
     {
       name: 'grid',
       bytes: n! * n! * 8,
       placement: {
         kind: 'explicit',
-        home: (offset, nodes) => blockOwner(Math.floor(offset / (n! * 8)), n!, nodes),
+        home: (offset, count) => blockOwner(Math.floor(offset / (n! * 8)), n!, count),
       },
+    },
+    {
+      // Each node's halo blocks, at that node.
+      name: 'halo',
+      bytes: nodes * 4 * ROUND * n! * 8,
+      placement: { kind: 'explicit', home: (offset) => Math.floor(offset / (4 * ROUND * n! * 8)) },
     },
   ],
   run(ctx, { n, iters }) {
@@ -85,29 +99,71 @@ export const sor: DsmApp = {
     const { start, end } = blockRange(ctx.node, size, ctx.nodes);
     const g = ctx.f64('grid');
     const mine = ctx.f64('grid', start * size, (end - start) * size);
-    // Ghost rows: as many as a pass has half-sweeps, within the grid, in private copies (the work on
-    // them must not reach their homes). Own rows are relaxed in place.
+    const halo = ctx.f64('halo');
+    // Ghost rows, ROUND on each side, in private copies: the work on them stays here.
     const a = Math.max(0, start - ROUND);
     const b = Math.min(size, end + ROUND);
-    const above = ctx.f64('grid', a * size, (start - a) * size);
-    const below = ctx.f64('grid', end * size, (b - end) * size);
-    const top = new Float64Array(above.length);
-    const bottom = new Float64Array(below.length);
+    const top = new Float64Array((start - a) * size);
+    const bottom = new Float64Array((b - end) * size);
     const rowAt: RowAt = (i) =>
       i < start ? [top, (i - a) * size] : i >= end ? [bottom, (i - end) * size] : [g, i * size];
+    // A ghost row r comes from its owner's halo: the owner's bottom block above us, its top block below.
+    const ghostSource = (r: number, parity: number): number => {
+      const owner = blockOwner(r, size, ctx.nodes);
+      const range = blockRange(owner, size, ctx.nodes);
+      return r < start
+        ? haloOffset(owner, parity, 'bottom', size) + (r - (range.end - ROUND)) * size
+        : haloOffset(owner, parity, 'top', size) + (r - range.start) * size;
+    };
+    const ghostViews = (parity: number) => {
+      const views: Float64Array[] = [];
+      for (let r = a; r < b; r++) {
+        if (r === start) r = end;
+        if (r >= b) break;
+        views.push(halo.subarray(ghostSource(r, parity), ghostSource(r, parity) + size));
+      }
+      return views;
+    };
+    const myHalo = (parity: number) =>
+      [
+        halo.subarray(
+          haloOffset(ctx.node, parity, 'top', size),
+          haloOffset(ctx.node, parity, 'top', size) + ROUND * size,
+        ),
+        halo.subarray(
+          haloOffset(ctx.node, parity, 'bottom', size),
+          haloOffset(ctx.node, parity, 'bottom', size) + ROUND * size,
+        ),
+      ] as const;
+    // Neighbours read our boundary rows from the halo of one parity while we write the other's, and
+    // nobody reads the grid until the end: no data race between barriers, however deep the ghosts.
+    const publish = (parity: number) => {
+      const [t, bo] = myHalo(parity);
+      ctx.write(t);
+      ctx.write(bo);
+      const first = Math.min(end, start + ROUND);
+      t.set(g.subarray(start * size, first * size));
+      const from = Math.max(start, end - ROUND);
+      bo.set(g.subarray(from * size, end * size), (from - (end - ROUND)) * size);
+    };
     ctx.write(mine);
     for (let i = start; i < end; i++) initRow(g, size, i);
-    ctx.barrier(above, below);
+    publish(0);
+    ctx.barrier(...ghostViews(0));
+    let parity = 0;
     for (const count of passes(iters!)) {
       if (end > start) {
-        ctx.read(above);
-        ctx.read(below);
-        top.set(above);
-        bottom.set(below);
+        for (const view of ghostViews(parity)) ctx.read(view);
+        for (let r = a; r < start; r++)
+          top.set(halo.subarray(ghostSource(r, parity), ghostSource(r, parity) + size), (r - a) * size);
+        for (let r = end; r < b; r++)
+          bottom.set(halo.subarray(ghostSource(r, parity), ghostSource(r, parity) + size), (r - end) * size);
         ctx.write(mine);
         pass(rowAt, size, a, b, count);
+        publish(1 - parity);
       }
-      ctx.barrier(above, below);
+      parity = 1 - parity;
+      ctx.barrier(...ghostViews(parity));
     }
   },
   result: (ctx) => ctx.gather(ctx.f64('grid')),
