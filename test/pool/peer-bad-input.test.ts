@@ -214,13 +214,18 @@ test('a frame announced larger than any handshake needs is refused before authen
   await sessionIntact('after big pre-auth frame');
 });
 
-test('an authenticated PULL for an unknown session is refused with ERR_LZ_UNKNOWN_SESSION', async () => {
-  const link = await PeerLink.dial(
+/** An authenticated peer link to member a, as member `selfId`. */
+function dialA(selfId: string): Promise<PeerLink> {
+  return PeerLink.dial(
     '127.0.0.1',
     pool.member('a').peerPort,
-    { selfId: 'b', secret: Buffer.from(TEST_SECRET) },
+    { selfId, secret: Buffer.from(TEST_SECRET) },
     2000,
   );
+}
+
+test('an authenticated PULL for an unknown session is refused with ERR_LZ_UNKNOWN_SESSION', async () => {
+  const link = await dialA('b');
   try {
     const result = await link.pull(Buffer.alloc(16, 0xab), 'b', 0, 2000);
     assert.equal(result.kind, 'refused', 'refused');
@@ -232,12 +237,7 @@ test('an authenticated PULL for an unknown session is refused with ERR_LZ_UNKNOW
 });
 
 test('an authenticated PULL naming another new owner than the puller (or a non-member) is refused', {}, async () => {
-  const link = await PeerLink.dial(
-    '127.0.0.1',
-    pool.member('a').peerPort,
-    { selfId: 'c', secret: Buffer.from(TEST_SECRET) },
-    2000,
-  );
+  const link = await dialA('c');
   try {
     const result = await link.pull(Buffer.from(client.sessionId!, 'hex'), 'zz-not-a-member', 0, 2000);
     assert.equal(result.kind, 'refused', 'a pull for a non-member new owner is refused');
@@ -248,12 +248,7 @@ test('an authenticated PULL naming another new owner than the puller (or a non-m
 });
 
 test('an authenticated PUSH of a malformed or already-held session is refused; nothing adopted', async () => {
-  const link = await PeerLink.dial(
-    '127.0.0.1',
-    pool.member('a').peerPort,
-    { selfId: 'b', secret: Buffer.from(TEST_SECRET) },
-    2000,
-  );
+  const link = await dialA('b');
   try {
     assert.equal(await link.push([Buffer.from('not a continuation')], 2000), 'refused', 'garbage refused');
     // A well-formed continuation of the session a already holds: a keeps its own.
