@@ -372,12 +372,9 @@ export class DsmProtocol {
           throw createError(ErrorCodes.PROTOCOL, `lock ${msg.lock} forwarded by a non-manager`);
         this.#checkNode(msg.node);
         this.#checkTime(msg.time);
-        if (ft && msg.ft) {
-          if (msg.ft.seq <= ft.fwds) {
-            ft.counters.dupsDropped++;
-            return;
-          }
-          ft.fwds = msg.ft.seq;
+        if (ft && msg.ft && !ft.takeFwd(msg.ft.seq)) {
+          ft.counters.dupsDropped++;
+          return;
         }
         const acq = msg.ft?.acq;
         const waiter =
@@ -524,9 +521,8 @@ export class DsmProtocol {
   #deliverLoggedFwds(acq: number): void {
     const ft = this.#ft;
     if (!ft?.replay) return;
-    for (const f of ft.replay.takeFwds(acq)) {
-      if (f.seq <= ft.fwds) continue;
-      ft.fwds = f.seq;
+    for (const f of ft.replay.takeFwds(this.me, acq)) {
+      if (!ft.takeFwd(f.seq)) continue;
       if (this.#locks.forwarded(f.lock, { node: f.node, time: f.time, acq: f.acq }))
         this.#grant(f.lock, f.node, f.time, f.acq);
     }

@@ -25,6 +25,7 @@ export interface FtStats {
   checkpoints: number;
   checkpointBytes: number;
   checkpointMs: number;
+  checkpointBlockMs: number;
   lastCheckpointBytes: number;
   logTrimmed: number;
   checkpointsCollected: number;

@@ -25,6 +25,7 @@ export class Checkpointer {
   /** Log entries from this id on are not in any checkpoint file yet. */
   #mark = 1;
   #collecting: Promise<void> = Promise.resolve();
+  #writing: Promise<void> | undefined;
 
   constructor(
     protocol: DsmProtocol,
@@ -56,10 +57,39 @@ export class Checkpointer {
     this.#clock.force();
   }
 
+  /**
+   * At a safe point: takes the snapshot there and then (the app waits only for that), and writes it
+   * in the background; the position is piggybacked only once the file is durable. If the previous
+   * checkpoint is still being written, the next safe point takes this one instead.
+   */
   async safePoint(app: number[]): Promise<void> {
     // The stable node never restarts: its checkpoints would never be read.
-    if (this.#core.me === STABLE_NODE) return;
-    if (this.#clock.due()) await this.checkpoint(app);
+    if (this.#core.me === STABLE_NODE || !this.#clock.due()) return;
+    // Not while re-executing: logged forwards are still being taken out of order then.
+    if (this.#core.replaying) {
+      this.#clock.force();
+      return;
+    }
+    if (this.#writing) {
+      this.#clock.force();
+      return;
+    }
+    const writing = this.checkpoint(app);
+    if (this.#clock.wait) return writing;
+    this.#writing = writing;
+    writing.then(
+      () => {
+        this.#writing = undefined;
+      },
+      () => {
+        this.#writing = undefined;
+      },
+    );
+  }
+
+  /** Resolves once the checkpoint in progress, if any, is durable (tests, shutdown). */
+  async settled(): Promise<void> {
+    await this.#writing;
   }
 
   async checkpoint(app: number[]): Promise<void> {
@@ -86,6 +116,7 @@ export class Checkpointer {
     };
     const bytes = encodeCheckpoint(ckpt);
     const keys: SegmentKey[] = segment.map((e) => ({ to: e.to, kind: e.kind, key: e.key }));
+    core.counters.checkpointBlockMs += performance.now() - started;
     await this.#store.write(ckpt.seq, bytes, keys, () => this.#crash?.hit('checkpoint'));
     // Durable: from now on this is the position a restart goes back to, and what peers trim by.
     core.own = ckptInfoOf(protocol, time);

@@ -25,7 +25,9 @@ export const STABLE_NODE = 0;
 export interface FtCounters {
   checkpoints: number;
   checkpointBytes: number;
+  /** Until durable, and the part the app waited for (snapshot and encoding). */
   checkpointMs: number;
+  checkpointBlockMs: number;
   lastCheckpointBytes: number;
   logTrimmed: number;
   checkpointsCollected: number;
@@ -46,8 +48,13 @@ export class FtCore {
   table: CkptTable;
   /** Lock requests this node has made (its acquisitions, numbered from 1). */
   acq = 0;
-  /** Lock forwards this node has received from the manager (numbered from 1). */
+  /**
+   * Lock forwards this node has taken, numbered from 1 by the manager: every one up to `fwds`, and
+   * those in `fwdsAhead` (a re-execution takes logged forwards in the order of the requests they
+   * follow, which for different locks need not be the order they were sent in).
+   */
   fwds = 0;
+  readonly fwdsAhead = new Set<number>();
   /**
    * Per writer: the last interval whose diffs this home has applied, and which batches (request
    * ids) of it, so re-sent diffs are applied once.
@@ -84,6 +91,7 @@ export class FtCore {
     checkpoints: 0,
     checkpointBytes: 0,
     checkpointMs: 0,
+    checkpointBlockMs: 0,
     lastCheckpointBytes: 0,
     logTrimmed: 0,
     checkpointsCollected: 0,
@@ -159,6 +167,14 @@ export class FtCore {
       for (const m of list) if (m.req < req) for (const p of m.pages) this.receivedBytes -= p.data.length;
       this.received.set(home, kept);
     }
+  }
+
+  /** Records forward `seq`; false when it was taken already (a duplicate). */
+  takeFwd(seq: number): boolean {
+    if (seq <= this.fwds || this.fwdsAhead.has(seq)) return false;
+    this.fwdsAhead.add(seq);
+    while (this.fwdsAhead.delete(this.fwds + 1)) this.fwds++;
+    return true;
   }
 
   /** True when the diffs batch (writer, seq, req) has been applied here already. */

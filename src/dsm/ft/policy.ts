@@ -6,6 +6,12 @@
 export interface CheckpointPolicy {
   readonly everySafePoints?: number;
   readonly intervalMs?: number;
+  /**
+   * The app waits at the safe point until the checkpoint is durable (default: only for the
+   * snapshot; the file is written in the background). Waiting makes checkpoint moments depend on
+   * the program alone, not on disk speed: tests use it to assert on retention.
+   */
+  readonly wait?: boolean;
 }
 
 export class CheckpointClock {
@@ -19,6 +25,10 @@ export class CheckpointClock {
     this.#node = node;
     this.#policy = policy;
     this.#last = now;
+  }
+
+  get wait(): boolean {
+    return this.#policy.wait === true;
   }
 
   /** The next safe point checkpoints whatever the policy says (a peer recovered: see docs). */

@@ -56,9 +56,14 @@ export class ReplayStore {
     }
   }
 
-  /** Removes and returns the forwards that follow this node's request `acq` (or any up to it). */
-  takeFwds(upTo: number): LoggedFwd[] {
-    const out = this.fwds.filter((f) => f.after <= upTo);
+  /**
+   * Removes and returns the forwards that can be taken once this node (`me`) has made its requests
+   * up to `upTo`: those following one of them, except forwards of this node's own later request,
+   * which the manager could only send once that request was made (taking one earlier would pass the
+   * token to a request this node has not made yet).
+   */
+  takeFwds(me: number, upTo: number): LoggedFwd[] {
+    const out = this.fwds.filter((f) => f.after <= upTo && (f.node !== me || f.acq <= upTo));
     for (const f of out) this.fwds.splice(this.fwds.indexOf(f), 1);
     return out;
   }

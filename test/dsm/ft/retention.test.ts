@@ -11,7 +11,9 @@ import { runFt } from './helpers.ts';
 const PARAMS = { m: 64, steps: 40, seed: 3 };
 
 async function retained(gc: GcMode): Promise<FtStats[]> {
-  const r = await runFt('water', 3, { gc, policy: { everySafePoints: 2 } }, PARAMS);
+  // wait: checkpoints are durable before the app goes on, so when they happen depends on the
+  // program alone (not on how fast a loaded disk is), and so do the retention figures.
+  const r = await runFt('water', 3, { gc, policy: { everySafePoints: 2, wait: true } }, PARAMS);
   assert.ok(r.run.check.ok, r.run.check.detail);
   return r.run.run.stats.map((s, i) => {
     assert.ok(s.ft, `node ${i} has no FT stats`);

@@ -1,0 +1,332 @@
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import type { DsmParams } from '../src/dsm/app.ts';
+import { BUILTIN_APPS } from '../src/dsm/apps/index.ts';
+import type { GcMode } from '../src/dsm/ft/core.ts';
+import { type FtOptions, runCluster, runSequential } from '../src/dsm/launcher.ts';
+import type { ProgressEvent } from '../src/dsm/runtime.ts';
+import type { FtStats } from '../src/dsm/stats.ts';
+import { describeMachine, machineLine } from './lib/machine.ts';
+import { emitResult, textTable } from './lib/report.ts';
+import { median, round } from './lib/stats.ts';
+
+/**
+ * DSM fault tolerance, each figure against its baseline in the same run:
+ *
+ * 1. Failure-free overhead: every app on 2 nodes with FT off and on (a checkpoint every 250 ms at the
+ *    app's safe points, LLT + CGC), interleaved runs, medians of compute time on node 0.
+ * 2. Recovery state over time (water, 3 nodes, a checkpoint every 2nd safe point): retained log per
+ *    node sampled at every barrier with no GC, LLT, LLT + CGC; retained checkpoints, checkpoint sizes
+ *    and times. Plot: bench/dsm-ft-log.svg.
+ * 3. Recovery: lu on 3 nodes, node 2 SIGKILLed mid-run: time to detect, to restart and restore, to
+ *    re-execute to the point of failure, against the failure-free run of the same job.
+ *
+ *   tsx bench/dsm-ft.ts [--runs 3] [--apps sor,lu] [--scale 0.5] [--quick]
+ */
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    apps: { type: 'string', default: 'sor,matmul,lu,water,radix' },
+    scale: { type: 'string', default: '1' },
+    quick: { type: 'boolean', default: false },
+  },
+});
+const runs = values.quick ? 1 : Number(values.runs);
+const scale = values.quick ? 0.25 : Number(values.scale);
+
+// bench/dsm.ts sizes (scaled): about a second of compute per run at scale 1.
+const SIZES: Record<string, (s: number) => DsmParams> = {
+  sor: (s) => ({ n: 128 * Math.max(1, Math.round(24 * s)), iters: 20 }),
+  matmul: (s) => ({ n: Math.round(768 * s) }),
+  lu: (s) => ({ n: Math.round(768 * s), bs: 32, seed: 7 }),
+  water: (s) => ({ m: Math.round(3072 * s), steps: 2, seed: 3 }),
+  radix: (s) => ({ n: Math.round((1 << 20) * s), seed: 11 }),
+};
+
+// A checkpoint every 250 ms: every measured run takes some (runs last about half a second).
+const FT: FtOptions = { policy: { intervalMs: 250 }, gc: 'llt+cgc' };
+
+async function timed(app: string, params: DsmParams, nodes: number, ft?: FtOptions) {
+  const events: { at: number; e: ProgressEvent }[] = [];
+  let t0 = 0;
+  const started = performance.now();
+  const run = await runCluster({
+    app,
+    params,
+    nodes,
+    timeoutMs: 300_000,
+    ...(ft ? { ft } : {}),
+    onProgress: (e) => {
+      if (e.kind === 'started') t0 = performance.now();
+      events.push({ at: performance.now() - t0, e });
+    },
+  });
+  return { run, wallMs: performance.now() - started, events };
+}
+
+console.log(`DSM fault-tolerance benchmark, ${runs} interleaved runs per variant, medians. ${machineLine()}`);
+
+// 1. Failure-free overhead.
+const overhead: Record<string, Record<string, unknown>> = {};
+const rows: (string | number)[][] = [];
+for (const app of values.apps.split(',').filter((a) => a in SIZES)) {
+  const params = SIZES[app]!(scale);
+  const { result: expected } = await runSequential(app, params);
+  const off: number[] = [];
+  const on: number[] = [];
+  let ok = true;
+  let ckpts = 0;
+  let ckptBytes = 0;
+  let ckptMs = 0;
+  let ckptBlockMs = 0;
+  for (let r = 0; r < runs; r++) {
+    const a = await timed(app, params, 2);
+    const b = await timed(app, params, 2, FT);
+    off.push(a.run.computeMs);
+    on.push(b.run.computeMs);
+    ok &&= [a, b].every(
+      (x) => x.run.result !== undefined && BUILTIN_APPS[app]!.check(x.run.result, expected).ok,
+    );
+    const n1 = b.run.stats[1]?.ft;
+    ckpts = n1?.checkpoints ?? 0;
+    ckptBytes = n1?.lastCheckpointBytes ?? 0;
+    ckptMs = n1 && n1.checkpoints > 0 ? n1.checkpointMs / n1.checkpoints : 0;
+    ckptBlockMs = n1 && n1.checkpoints > 0 ? n1.checkpointBlockMs / n1.checkpoints : 0;
+  }
+  const ratio = median(on) / median(off);
+  overhead[app] = {
+    params,
+    ok,
+    off_ms: round(median(off), 1),
+    on_ms: round(median(on), 1),
+    ratio: round(ratio, 3),
+    checkpoints_node1: ckpts,
+    checkpoint_bytes: ckptBytes,
+    checkpoint_ms: round(ckptMs, 1),
+    checkpoint_block_ms: round(ckptBlockMs, 1),
+  };
+  rows.push([
+    app,
+    JSON.stringify(params),
+    round(median(off), 1),
+    round(median(on), 1),
+    round(ratio, 3),
+    ckpts,
+    ckptBytes,
+    round(ckptMs, 1),
+    round(ckptBlockMs, 1),
+    ok ? 'yes' : 'NO',
+  ]);
+  console.error(`[bench dsm-ft] overhead ${app} done`);
+}
+console.log('\nFailure-free overhead (2 nodes, FT on = checkpoint every 250 ms at safe points, LLT + CGC):');
+console.log(
+  textTable(
+    [
+      'app',
+      'params',
+      'off ms',
+      'on ms',
+      'on/off',
+      'ckpts n1',
+      'ckpt B',
+      'ckpt ms',
+      'app waits ms',
+      'checked',
+    ],
+    rows,
+  ),
+);
+console.log('target: on/off <= 1.10');
+
+// 2. Recovery state over time.
+const gcModes: GcMode[] = ['none', 'llt', 'llt+cgc'];
+const waterParams = { m: values.quick ? 64 : 256, steps: values.quick ? 20 : 60, seed: 3 };
+const retention: Record<string, Record<string, unknown>> = {};
+const series: Record<string, FtStats['series'][]> = {};
+const retRows: (string | number)[][] = [];
+for (const gc of gcModes) {
+  const r = await timed('water', waterParams, 3, { gc, policy: { everySafePoints: 2 } });
+  const ft = r.run.stats.map((s) => s.ft!);
+  series[gc] = ft.map((f) => f.series);
+  const perNode = ft.map((f) => ({
+    final_entries: f.retainedLogEntries,
+    final_bytes: f.retainedLogBytes,
+    max_bytes: Math.max(0, ...f.series.map((x) => x[1])),
+    checkpoints: f.checkpoints,
+    retained_checkpoints: f.retainedCheckpoints,
+    retained_checkpoint_bytes: f.retainedCheckpointBytes,
+  }));
+  retention[gc] = {
+    max_log_bytes: Math.max(...perNode.map((n) => n.max_bytes)),
+    final_log_bytes: perNode.reduce((s, n) => s + n.final_bytes, 0),
+    retained_checkpoints: perNode.reduce((s, n) => s + n.retained_checkpoints, 0),
+    checkpoints: perNode.reduce((s, n) => s + n.checkpoints, 0),
+    checkpoint_bytes_mean: round(
+      ft.slice(1).reduce((s, f) => s + f.checkpointBytes, 0) /
+        Math.max(
+          1,
+          ft.slice(1).reduce((s, f) => s + f.checkpoints, 0),
+        ),
+      0,
+    ),
+    checkpoint_ms_mean: round(
+      ft.slice(1).reduce((s, f) => s + f.checkpointMs, 0) /
+        Math.max(
+          1,
+          ft.slice(1).reduce((s, f) => s + f.checkpoints, 0),
+        ),
+      2,
+    ),
+  };
+  for (const [i, n] of perNode.entries()) {
+    retRows.push([
+      gc,
+      i,
+      n.final_entries,
+      n.final_bytes,
+      n.max_bytes,
+      n.checkpoints,
+      n.retained_checkpoints,
+      n.retained_checkpoint_bytes,
+    ]);
+  }
+  console.error(`[bench dsm-ft] retention ${gc} done`);
+}
+console.log(
+  `\nRecovery state, water ${JSON.stringify(waterParams)} on 3 nodes, checkpoint every 2nd safe point:`,
+);
+console.log(
+  textTable(
+    ['gc', 'node', 'log entries', 'log B', 'max log B', 'ckpts', 'ckpts kept', 'ckpt files B'],
+    retRows,
+  ),
+);
+writeFileSync(new URL('./dsm-ft-log.svg', import.meta.url), plot(series));
+console.log('plot: bench/dsm-ft-log.svg');
+
+// 3. Recovery.
+const luParams = { n: values.quick ? 256 : 512, bs: 16, seed: 7 };
+const base = await timed('lu', luParams, 3, { policy: { everySafePoints: 4 } });
+const killAt = Math.max(20, Math.round(base.run.computeMs * 0.6));
+const failed = await timed('lu', luParams, 3, {
+  policy: { everySafePoints: 4 },
+  kills: [{ node: 2, atMs: killAt }],
+});
+const at = (kind: ProgressEvent['kind']) => failed.events.find((x) => x.e.kind === kind)?.at;
+const lostAt = at('node-lost');
+const restartedAt = at('restarted');
+const rejoinedAt = at('rejoined');
+const recoveredAt = at('recovered');
+const n2 = failed.run.stats[2]!.ft!;
+const recovery = {
+  params: luParams,
+  kill_at_ms: killAt,
+  ok:
+    failed.run.result !== undefined &&
+    BUILTIN_APPS.lu!.check(failed.run.result, (await runSequential('lu', luParams)).result).ok,
+  detect_ms: lostAt !== undefined ? round(lostAt - killAt, 1) : -1,
+  restart_ms: restartedAt !== undefined && rejoinedAt !== undefined ? round(rejoinedAt - restartedAt, 1) : -1,
+  reexecute_ms:
+    rejoinedAt !== undefined && recoveredAt !== undefined ? round(recoveredAt - rejoinedAt, 1) : -1,
+  replayed_answers: n2.replayedAnswers,
+  total_ms_failure_free: round(base.run.computeMs, 1),
+  total_ms_one_failure: round(failed.run.computeMs, 1),
+  one_failure_over_free: round(failed.run.computeMs / base.run.computeMs, 2),
+};
+console.log(
+  `\nRecovery, lu ${JSON.stringify(luParams)} on 3 nodes, node 2 SIGKILLed ${killAt} ms into the run:`,
+);
+console.log(
+  textTable(
+    [
+      'detect ms',
+      'restart+rejoin ms',
+      're-execute ms',
+      'replayed',
+      'free ms',
+      'one failure ms',
+      'ratio',
+      'checked',
+    ],
+    [
+      [
+        recovery.detect_ms,
+        recovery.restart_ms,
+        recovery.reexecute_ms,
+        recovery.replayed_answers,
+        recovery.total_ms_failure_free,
+        recovery.total_ms_one_failure,
+        recovery.one_failure_over_free,
+        recovery.ok ? 'yes' : 'NO',
+      ],
+    ],
+  ),
+);
+console.log(
+  '(work lost = what node 2 did since its last checkpoint, redone in "re-execute"; restart includes process and worker start-up)',
+);
+
+emitResult({
+  bench: 'dsm-ft',
+  machine: describeMachine(),
+  loadavg: os.loadavg().map((l) => round(l, 2)),
+  runs,
+  overhead,
+  retention,
+  recovery,
+});
+
+/** Retained log bytes over time per node and GC mode, as a hand-written SVG line chart. */
+function plot(data: Record<string, FtStats['series'][]>): string {
+  const W = 900;
+  const H = 420;
+  const pad = { l: 70, r: 180, t: 30, b: 40 };
+  const maxT = Math.max(
+    1,
+    ...Object.values(data).flatMap((nodes) => nodes.flatMap((s) => s.map((p) => p[0]))),
+  );
+  const maxB = Math.max(
+    1,
+    ...Object.values(data).flatMap((nodes) => nodes.flatMap((s) => s.map((p) => p[1]))),
+  );
+  const x = (t: number) => pad.l + (t / maxT) * (W - pad.l - pad.r);
+  const y = (b: number) => H - pad.b - (b / maxB) * (H - pad.t - pad.b);
+  const colors: Record<string, string> = { none: '#d62728', llt: '#1f77b4', 'llt+cgc': '#2ca02c' };
+  const dashes = ['', '6 3', '2 2', '8 2 2 2'];
+  const lines: string[] = [];
+  const legend: string[] = [];
+  let li = 0;
+  for (const [gc, nodes] of Object.entries(data)) {
+    nodes.forEach((s, node) => {
+      if (s.length === 0) return;
+      const pts = s.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ');
+      lines.push(
+        `<polyline fill="none" stroke="${colors[gc]}" stroke-width="1.5" stroke-dasharray="${dashes[node % dashes.length]}" points="${pts}"/>`,
+      );
+      const ly = pad.t + 16 * li++;
+      legend.push(
+        `<line x1="${W - pad.r + 10}" y1="${ly}" x2="${W - pad.r + 40}" y2="${ly}" stroke="${colors[gc]}" stroke-dasharray="${dashes[node % dashes.length]}"/><text x="${W - pad.r + 45}" y="${ly + 4}" font-size="11">${gc}, node ${node}</text>`,
+      );
+    });
+  }
+  const ticks = [0, 0.25, 0.5, 0.75, 1]
+    .map(
+      (f) =>
+        `<text x="${pad.l - 6}" y="${y(f * maxB) + 4}" font-size="10" text-anchor="end">${Math.round((f * maxB) / 1024)} KiB</text>` +
+        `<text x="${x(f * maxT)}" y="${H - pad.b + 14}" font-size="10" text-anchor="middle">${Math.round(f * maxT)} ms</text>`,
+    )
+    .join('');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/>
+<text x="${pad.l}" y="18" font-size="13">Retained log per node (water, 3 nodes): no GC, LLT, LLT + CGC</text>
+<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="black"/>
+<line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="black"/>
+${ticks}
+${lines.join('\n')}
+${legend.join('\n')}
+</svg>
+`;
+}
