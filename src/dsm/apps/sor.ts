@@ -146,12 +146,17 @@ export const sor: DsmApp = {
       const from = Math.max(start, end - ROUND);
       bo.set(g.subarray(from * size, end * size), (from - (end - ROUND)) * size);
     };
-    ctx.write(mine);
-    for (let i = start; i < end; i++) initRow(g, size, i);
-    publish(0);
-    ctx.barrier(...ghostViews(0));
-    let parity = 0;
-    for (const count of passes(iters!)) {
+    // Safe point (FT): after a restart, resume at pass restored[0] with halo parity restored[1].
+    if (!ctx.restored) {
+      ctx.write(mine);
+      for (let i = start; i < end; i++) initRow(g, size, i);
+      publish(0);
+      ctx.barrier(...ghostViews(0));
+    }
+    let parity = ctx.restored?.[1] ?? 0;
+    const all = passes(iters!);
+    for (let k = ctx.restored?.[0] ?? 0; k < all.length; k++) {
+      const count = all[k]!;
       if (end > start) {
         for (const view of ghostViews(parity)) ctx.read(view);
         for (let r = a; r < start; r++)
@@ -164,6 +169,7 @@ export const sor: DsmApp = {
       }
       parity = 1 - parity;
       ctx.barrier(...ghostViews(parity));
+      ctx.safePoint([k + 1, parity]);
     }
   },
   result: (ctx) => ctx.gather(ctx.f64('grid')),
