@@ -76,7 +76,26 @@ export function ckptInfoOf(p: ProtocolSnapshot, time: VectorTime): CkptInfo {
 }
 
 export function encodeCheckpoint(c: Checkpoint): Buffer {
-  const w = new FieldWriter(64 + c.pages.length + c.state.length);
+  const parts = encodeCheckpointParts(c);
+  return Buffer.concat([...parts, checksumOf(parts)]);
+}
+
+/** The CRC-32 trailer of a checkpoint encoded in parts. */
+export function checksumOf(parts: readonly Uint8Array[]): Buffer {
+  let crc = 0;
+  for (const p of parts) crc = crc32(p, crc);
+  const out = Buffer.allocUnsafe(4);
+  out.writeUInt32BE(crc);
+  return out;
+}
+
+/**
+ * The checkpoint without its checksum, as [everything before the page bytes, the page bytes (the
+ * very array given, not a copy), everything after]: a writer takes its own copy of the pages and
+ * leaves the big buffer out of any concatenation.
+ */
+export function encodeCheckpointParts(c: Checkpoint): [Buffer, Uint8Array, Buffer] {
+  const w = new FieldWriter(256 + c.state.length);
   w.u32(CKPT_MAGIC).u8(CKPT_VERSION).u16(c.node).u16(c.nodes).u32(c.seq).u32(c.pageSize).u32(c.numPages);
   w.u32(c.app.length);
   const f = Buffer.allocUnsafe(8);
@@ -95,14 +114,12 @@ export function encodeCheckpoint(c: Checkpoint): Buffer {
   }
   w.u16(p.table.length);
   for (const t of p.table) writeCkpt(w, t);
-  w.fixed(c.state).bytes32(c.pages);
-  w.u32(c.segment.length);
-  for (const e of c.segment) w.u16(e.to).bytes32(encodeMessage(e.msg));
-  const body = w.finish();
-  const out = Buffer.allocUnsafe(body.length + 4);
-  body.copy(out);
-  out.writeUInt32BE(crc32(body), body.length);
-  return out;
+  w.fixed(c.state).u32(c.pages.length);
+  const head = w.finish();
+  const t = new FieldWriter(64);
+  t.u32(c.segment.length);
+  for (const e of c.segment) t.u16(e.to).bytes32(encodeMessage(e.msg));
+  return [head, c.pages, t.finish()];
 }
 
 export function decodeCheckpoint(bytes: Buffer): Checkpoint {

@@ -76,18 +76,27 @@ export class CheckpointStore {
     this.#retained.sort((a, b) => a.seq - b.seq);
   }
 
-  /** Writes checkpoint `seq` durably; `crashHook` runs between the data write and the rename. */
+  /**
+   * Writes checkpoint `seq` (the concatenation of `parts`) durably; `crashHook` runs between the
+   * data write and the rename.
+   */
   async write(
     seq: number,
-    bytes: Buffer,
+    parts: Buffer | readonly Uint8Array[],
     keys: readonly SegmentKey[],
     crashHook?: () => void,
   ): Promise<void> {
     const path = join(this.dir, `ckpt-${this.node}-${seq}.bin`);
     const tmp = `${path}.tmp`;
+    const list = Buffer.isBuffer(parts) ? [parts] : parts;
+    const bytes = list.reduce((n, p) => n + p.length, 0);
     const fh = await open(tmp, 'w');
     try {
-      await fh.writeFile(bytes);
+      let left = list;
+      while (left.length > 0) {
+        const { bytesWritten } = await fh.writev(left as Uint8Array[]);
+        left = skip(left, bytesWritten);
+      }
       await fh.sync();
     } finally {
       await fh.close();
@@ -100,7 +109,7 @@ export class CheckpointStore {
     } finally {
       await dh.close();
     }
-    this.#retained.push({ seq, path, bytes: bytes.length, keys });
+    this.#retained.push({ seq, path, bytes, keys });
   }
 
   /** CGC: deletes every non-latest file whose segment holds nothing `needed`; returns how many. */
@@ -113,4 +122,19 @@ export class CheckpointStore {
     }
     return gone.length;
   }
+}
+
+/** What is left of `parts` once `n` bytes of them are written (writev may write less than all). */
+function skip(parts: readonly Uint8Array[], n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let left = n;
+  for (const p of parts) {
+    if (left >= p.length) {
+      left -= p.length;
+      continue;
+    }
+    out.push(left > 0 ? p.subarray(left) : p);
+    left = 0;
+  }
+  return out;
 }

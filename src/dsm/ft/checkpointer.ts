@@ -1,7 +1,13 @@
 import { createError, ErrorCodes } from '../../wire/errors.ts';
 import type { PageTable } from '../pages.ts';
 import type { DsmProtocol } from '../protocol.ts';
-import { type Checkpoint, ckptInfoOf, decodeCheckpoint, encodeCheckpoint } from './checkpoint-codec.ts';
+import {
+  type Checkpoint,
+  checksumOf,
+  ckptInfoOf,
+  decodeCheckpoint,
+  encodeCheckpointParts,
+} from './checkpoint-codec.ts';
 import { CheckpointStore, type SegmentKey } from './checkpoint-store.ts';
 import { type FtCore, STABLE_NODE } from './core.ts';
 import type { CrashPlan } from './crash-plan.ts';
@@ -101,6 +107,7 @@ export class Checkpointer {
     const segment = core.log.since(this.#mark);
     this.#mark = core.log.nextId;
     const { state, pageSize, numPages } = this.#pages;
+    // The one copy of the pages, taken in the same instant as the rest.
     const pages = this.#pages.data.slice();
     const ckpt: Checkpoint = {
       node: core.me,
@@ -114,10 +121,14 @@ export class Checkpointer {
       pages,
       segment: segment.map((e) => ({ to: e.to, msg: e.msg })),
     };
-    const bytes = encodeCheckpoint(ckpt);
+    const parts = encodeCheckpointParts(ckpt);
     const keys: SegmentKey[] = segment.map((e) => ({ to: e.to, kind: e.kind, key: e.key }));
     core.counters.checkpointBlockMs += performance.now() - started;
-    await this.#store.write(ckpt.seq, bytes, keys, () => this.#crash?.hit('checkpoint'));
+    // The app may go on now (unless the policy says wait): the rest works on the copy.
+    await Promise.resolve();
+    const all = [...parts, checksumOf(parts)];
+    const bytes = { length: all.reduce((n, p) => n + p.length, 0) };
+    await this.#store.write(ckpt.seq, all, keys, () => this.#crash?.hit('checkpoint'));
     // Durable: from now on this is the position a restart goes back to, and what peers trim by.
     core.own = ckptInfoOf(protocol, time);
     core.learnOne(core.me, core.own);
