@@ -40,6 +40,13 @@ const TARGETS: Readonly<Record<string, readonly Target[]>> = {
     { field: 'apps.sor.speedup_2_vs_1', op: '>=', value: 1.7 },
     { field: 'apps.matmul.speedup_2_vs_1', op: '>=', value: 1.7 },
   ],
+  'dsm-ft': [
+    ...['sor', 'matmul', 'lu', 'water', 'radix'].map(
+      (app): Target => ({ field: `overhead.${app}.ratio`, op: '<=', value: 1.1 }),
+    ),
+    // LLT + CGC: the latest checkpoint file of nodes 1 and 2, plus at most one older each.
+    { field: 'retention.llt+cgc.retained_checkpoints', op: '<=', value: 4 },
+  ],
 };
 
 /** Nested figures (e.g. per application) as dotted keys, so each gets a row and can carry a target. */

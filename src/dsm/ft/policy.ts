@@ -18,13 +18,13 @@ export class CheckpointClock {
   readonly #node: number;
   readonly #policy: CheckpointPolicy;
   #count = 0;
-  #last: number;
+  /** Time of the last checkpoint, or of the first safe point (start-up is not work to lose). */
+  #last: number | undefined;
   #forced = false;
 
-  constructor(node: number, policy: CheckpointPolicy, now = performance.now()) {
+  constructor(node: number, policy: CheckpointPolicy) {
     this.#node = node;
     this.#policy = policy;
-    this.#last = now;
   }
 
   get wait(): boolean {
@@ -39,6 +39,7 @@ export class CheckpointClock {
   /** Called at every safe point; true when this one should be a checkpoint. */
   due(now = performance.now()): boolean {
     this.#count++;
+    this.#last ??= now;
     const { everySafePoints: every, intervalMs } = this.#policy;
     const byCount = every !== undefined && every > 0 && (this.#count + this.#node) % every === 0;
     const byTime = intervalMs !== undefined && now - this.#last >= intervalMs;
