@@ -22,6 +22,7 @@ export interface DsmStats {
 
 /** Recovery state a node holds (retained*), and what its checkpoints and recoveries cost. */
 export interface FtStats {
+  checkpointsStarted: number;
   checkpoints: number;
   checkpointBytes: number;
   checkpointMs: number;

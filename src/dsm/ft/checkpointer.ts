@@ -124,6 +124,7 @@ export class Checkpointer {
     const parts = encodeCheckpointParts(ckpt);
     const keys: SegmentKey[] = segment.map((e) => ({ to: e.to, kind: e.kind, key: e.key }));
     core.counters.checkpointBlockMs += performance.now() - started;
+    core.counters.checkpointsStarted++;
     // The app may go on now (unless the policy says wait): the rest works on the copy.
     await Promise.resolve();
     const all = [...parts, checksumOf(parts)];

@@ -23,6 +23,8 @@ export interface FtSettings {
 export const STABLE_NODE = 0;
 
 export interface FtCounters {
+  /** Snapshots taken, and checkpoints durable (a write may still run when the app ends). */
+  checkpointsStarted: number;
   checkpoints: number;
   checkpointBytes: number;
   /** Until durable, and the part the app waited for (snapshot and encoding). */
@@ -88,6 +90,7 @@ export class FtCore {
   /** This node's latest durable checkpoint position (what it piggybacks). */
   own: CkptInfo;
   readonly counters: FtCounters = {
+    checkpointsStarted: 0,
     checkpoints: 0,
     checkpointBytes: 0,
     checkpointMs: 0,
