@@ -69,6 +69,17 @@ class NodeRuntime {
     const pages = new PageTable(layout, config.me);
     const ft = config.ft ? new FtCore(config.me, config.nodes, config.ft.gc) : undefined;
     this.ft = ft;
+    // Log size over time, sampled at each barrier (for the benchmark's plot): a hook, not a channel
+    // subscriber, so protocol events stay unpublished when nobody else listens.
+    const sampled: DsmHooks | undefined = ft
+      ? {
+          ...hooks,
+          onBarrierPassed: (episode, time) => {
+            hooks?.onBarrierPassed?.(episode, time);
+            this.#series.push([Math.round(performance.now() - this.#started), ft.log.bytes, ft.log.entries]);
+          },
+        }
+      : hooks;
     this.protocol = new DsmProtocol({
       me: config.me,
       nodes: config.nodes,
@@ -80,7 +91,7 @@ class NodeRuntime {
           mesh.send(to, msg);
         },
       },
-      ...(hooks ? { hooks } : {}),
+      ...(sampled ? { hooks: sampled } : {}),
       ...(ft ? { ft } : {}),
     });
     let restored: number[] | undefined;
@@ -105,18 +116,6 @@ class NodeRuntime {
         dsmChannel.subscribe(onEvent);
         this.#unsubscribe = () => dsmChannel.unsubscribe(onEvent);
       }
-      // Log size over time, sampled at each barrier (for the benchmark's plot).
-      const sample = (m: unknown) => {
-        const e = m as { node?: number; event?: string };
-        if (e.node !== config.me || e.event !== 'barrier') return;
-        this.#series.push([Math.round(performance.now() - this.#started), ft.log.bytes, ft.log.entries]);
-      };
-      dsmChannel.subscribe(sample);
-      const prev = this.#unsubscribe;
-      this.#unsubscribe = () => {
-        prev?.();
-        dsmChannel.unsubscribe(sample);
-      };
     } else {
       this.checkpointer = undefined;
     }

@@ -136,9 +136,12 @@ export class SenderLog {
     let dropped = 0;
     for (let n = 0; n < this.#byNode.length; n++) {
       const list = this.#byNode[n]!;
-      const kept = list.filter((e) => needed(e));
+      const kept: LogEntry[] = [];
+      for (const e of list) {
+        if (needed(e)) kept.push(e);
+        else this.#bytes -= e.bytes;
+      }
       if (kept.length === list.length) continue;
-      for (const e of list) if (!kept.includes(e)) this.#bytes -= e.bytes;
       dropped += list.length - kept.length;
       this.#byNode[n] = kept;
     }
