@@ -300,10 +300,8 @@ function plot(data: Record<string, FtStats['series'][]>): string {
   const W = 900;
   const H = 420;
   const pad = { l: 70, r: 180, t: 30, b: 40 };
-  const maxT = Math.max(
-    1,
-    ...Object.values(data).flatMap((nodes) => nodes.flatMap((s) => s.map((p) => p[0]))),
-  );
+  // x: barrier number (logical time: the same for every node and every run); y: retained bytes.
+  const maxT = Math.max(1, ...Object.values(data).flatMap((nodes) => nodes.map((s) => s.length - 1)));
   const maxB = Math.max(
     1,
     ...Object.values(data).flatMap((nodes) => nodes.flatMap((s) => s.map((p) => p[1]))),
@@ -318,7 +316,7 @@ function plot(data: Record<string, FtStats['series'][]>): string {
   for (const [gc, nodes] of Object.entries(data)) {
     nodes.forEach((s, node) => {
       if (s.length === 0) return;
-      const pts = s.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ');
+      const pts = s.map((p, i) => `${x(i).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ');
       lines.push(
         `<polyline fill="none" stroke="${colors[gc]}" stroke-width="1.5" stroke-dasharray="${dashes[node % dashes.length]}" points="${pts}"/>`,
       );
@@ -332,10 +330,11 @@ function plot(data: Record<string, FtStats['series'][]>): string {
     .map(
       (f) =>
         `<text x="${pad.l - 6}" y="${y(f * maxB) + 4}" font-size="10" text-anchor="end">${Math.round((f * maxB) / 1024)} KiB</text>` +
-        `<text x="${x(f * maxT)}" y="${H - pad.b + 14}" font-size="10" text-anchor="middle">${Math.round(f * maxT)} ms</text>`,
+        `<text x="${x(f * maxT)}" y="${H - pad.b + 14}" font-size="10" text-anchor="middle">barrier ${Math.round(f * maxT)}</text>`,
     )
     .join('');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">
+<title>Retained recovery log per node over time: no GC, LLT, LLT + CGC</title>
 <rect width="100%" height="100%" fill="white"/>
 <text x="${pad.l}" y="18" font-size="13">Retained log per node (water, 3 nodes): no GC, LLT, LLT + CGC</text>
 <line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="black"/>
