@@ -7,7 +7,7 @@ import { ErrorCodes, type LazarusError } from '../../src/wire/errors.ts';
 
 const SECRET = 'failure test secret, 16+ bytes';
 
-describe('dsm node failure (no fault tolerance yet: the run must fail cleanly)', () => {
+describe('dsm node failure with fault tolerance off: the run must fail cleanly', () => {
   test('a node killed mid-run fails the run with DSM_PEER_LOST; every process ends', {
     timeout: 60_000,
   }, async () => {
