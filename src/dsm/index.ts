@@ -10,9 +10,12 @@ export {
 } from './app.ts';
 export { BUILTIN_APPS, loadApp } from './apps/index.ts';
 export type { DsmContext } from './context.ts';
+export type { GcMode } from './ft/core.ts';
+export type { CheckpointPolicy } from './ft/policy.ts';
 export {
   type AppRun,
   type ClusterOptions,
+  type FtOptions,
   runApp,
   runCluster,
   runSequential,
@@ -29,4 +32,4 @@ export {
   type ProgressEvent,
   startCoordinator,
 } from './runtime.ts';
-export { type DsmStats, dsmChannel } from './stats.ts';
+export { type DsmStats, dsmChannel, type FtStats } from './stats.ts';
