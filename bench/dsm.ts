@@ -16,18 +16,20 @@ import { median, round } from './lib/stats.ts';
  * all three alike; medians are reported. Every DSM result is checked against the sequential one.
  * A control measures the two-way speedup the machine itself gives at that moment.
  *
- *   tsx bench/dsm.ts [--runs 3] [--apps sor,matmul] [--scale 1]
+ *   tsx bench/dsm.ts [--runs 3] [--apps sor,matmul] [--scale 1] [--quick]
  */
 
 const { values } = parseArgs({
   options: {
-    runs: { type: 'string', default: '3' },
+    runs: { type: 'string' },
     apps: { type: 'string', default: 'sor,matmul,lu,water,radix' },
-    scale: { type: 'string', default: '1' },
+    scale: { type: 'string' },
+    quick: { type: 'boolean', default: false },
   },
 });
-const runs = Number(values.runs);
-const scale = Number(values.scale);
+// --quick (as run-all passes it): one run each of half-size problems.
+const runs = Number(values.runs ?? (values.quick ? 1 : 3));
+const scale = Number(values.scale ?? (values.quick ? 0.5 : 1));
 
 // Sized so each run computes for roughly half a second to a second: barrier and fetch latencies
 // (hundreds of microseconds on a VM) must stay small against the work between synchronisations.
