@@ -45,7 +45,11 @@ export class DsmContext {
    * as its first run did after that safe point.
    */
   readonly restored: readonly number[] | undefined;
-  readonly #ft: boolean;
+  /**
+   * Whether fault tolerance is on: an app that keeps shared data in private memory between
+   * synchronisations must then put it back in shared memory before each safe point.
+   */
+  readonly faultTolerant: boolean;
 
   constructor(
     pages: PageTable,
@@ -56,7 +60,7 @@ export class DsmContext {
   ) {
     this.node = pages.me;
     this.nodes = nodes;
-    this.#ft = ft.on;
+    this.faultTolerant = ft.on;
     this.restored = ft.restored;
     this.#pages = pages;
     this.#regions = new Map(regions.map((r) => [r.name, r]));
@@ -137,7 +141,7 @@ export class DsmContext {
    * it, this costs nothing. Call it between synchronisations, typically right after a barrier.
    */
   safePoint(state: readonly number[]): void {
-    if (!this.#ft) return;
+    if (!this.faultTolerant) return;
     this.#syncer.call({ op: 'safe-point', flush: this.#tracker.flush(), state: [...state] });
   }
 

@@ -10,51 +10,46 @@ import { blockOwner, blockRange } from '../pages.ts';
  * sharing a memory bus two copies of it barely run faster than one. The kernel (the sequential
  * program's too) therefore does ROUND half-sweeps per pass, as a wavefront over the rows: row i's
  * half-sweep h runs at step i + 2h, once its neighbours have had half-sweep h - 1 and before they
- * have h + 1, so the rows in flight stay in cache. Between barriers a node relaxes its own rows in
- * place and private copies of ROUND ghost rows on each side, fetched at the barrier; each half-sweep
- * the rows it can still compute correctly shrink by one on each side, so after ROUND of them its own
- * rows are exact (the ghost rows' work is redundant, their owners do it too). One barrier per ROUND
- * half-sweeps instead of one per half-sweep.
+ * have h + 1, so the rows in flight stay in cache. Between barriers a node relaxes a private block:
+ * its own rows plus ROUND ghost rows on each side, taken from the neighbours' halo blocks at the
+ * barrier; each half-sweep the rows it can still compute correctly shrink by one on each side, so
+ * after ROUND of them its own rows are exact (the ghost rows' work is redundant, their owners do it
+ * too). One barrier per ROUND half-sweeps instead of one per half-sweep.
  */
 
 const OMEGA = 1.25;
 /** Half-sweeps per pass (even: a pass ends after a black half-sweep, as an iteration does). */
 const ROUND = 8;
 
-function initRow(g: Float64Array, n: number, i: number): void {
+/** Grid row i's initial values, written at offset `at` of `g`. */
+function initRow(g: Float64Array, n: number, at: number, i: number): void {
   for (let j = 0; j < n; j++) {
     const edge = i === 0 || j === 0 || i === n - 1 || j === n - 1;
-    g[i * n + j] = edge ? Math.sin((i + 2 * j) / n) + 1 : 0;
+    g[at + j] = edge ? Math.sin((i + 2 * j) / n) + 1 : 0;
   }
 }
 
-/** Where grid row i lives: an array and the offset of the row in it. */
-type RowAt = (i: number) => readonly [Float64Array, number];
-
-/** One colour's half-sweep over the interior points of row i (same arithmetic order as the plain loop). */
-function relaxRow(rowAt: RowAt, n: number, i: number, color: number): void {
-  const [up, u] = rowAt(i - 1);
-  const [g, c] = rowAt(i);
-  const [down, d] = rowAt(i + 1);
+/** One colour's half-sweep over the interior points of the row at offset `at` of `g`. */
+function relaxRow(g: Float64Array, n: number, at: number, i: number, color: number): void {
   for (let j = 1 + ((i + 1 + color) & 1); j < n - 1; j += 2) {
-    const p = c + j;
-    g[p] = (1 - OMEGA) * g[p]! + (OMEGA / 4) * (up[u + j]! + down[d + j]! + g[p - 1]! + g[p + 1]!);
+    const p = at + j;
+    g[p] = (1 - OMEGA) * g[p]! + (OMEGA / 4) * (g[p - n]! + g[p + n]! + g[p - 1]! + g[p + 1]!);
   }
 }
 
 /**
- * `count` half-sweeps, the first of colour 0, over grid rows [a, b) of an n-row grid. Rows 0 and
- * n - 1 are fixed; elsewhere the computable rows shrink by one per half-sweep at each end that is
- * not the grid's edge.
+ * `count` half-sweeps, the first of colour 0, over `g`, which holds grid rows [a, b) of an n-row
+ * grid. Rows 0 and n - 1 are fixed; elsewhere the computable rows shrink by one per half-sweep at
+ * each end that is not the grid's edge.
  */
-function pass(rowAt: RowAt, n: number, a: number, b: number, count: number): void {
+function pass(g: Float64Array, n: number, a: number, b: number, count: number): void {
   const from = (h: number) => (a === 0 ? 1 : a + 1 + h);
   const to = (h: number) => (b === n ? n - 1 : b - 1 - h);
   const last = to(count - 1) - 1 + 2 * (count - 1);
   for (let t = from(0); t <= last; t++) {
     for (let h = 0; h < count; h++) {
       const i = t - 2 * h;
-      if (i >= from(h) && i < to(h)) relaxRow(rowAt, n, i, h & 1);
+      if (i >= from(h) && i < to(h)) relaxRow(g, n, (i - a) * n, i, h & 1);
     }
   }
 }
@@ -97,16 +92,14 @@ export const sor: DsmApp = {
   run(ctx, { n, iters }) {
     const size = n!;
     const { start, end } = blockRange(ctx.node, size, ctx.nodes);
-    const g = ctx.f64('grid');
     const mine = ctx.f64('grid', start * size, (end - start) * size);
     const halo = ctx.f64('halo');
-    // Ghost rows, ROUND on each side, in private copies: the work on them stays here.
+    // This node's rows plus ROUND ghost rows on each side, in a private block: the kernel runs on
+    // plain memory, the ghost rows' work stays here, and the grid gets each pass's result in one copy.
     const a = Math.max(0, start - ROUND);
     const b = Math.min(size, end + ROUND);
-    const top = new Float64Array((start - a) * size);
-    const bottom = new Float64Array((b - end) * size);
-    const rowAt: RowAt = (i) =>
-      i < start ? [top, (i - a) * size] : i >= end ? [bottom, (i - end) * size] : [g, i * size];
+    const local = new Float64Array((b - a) * size);
+    const own = local.subarray((start - a) * size, (end - a) * size);
     // A ghost row r comes from its owner's halo: the owner's bottom block above us, its top block below.
     const ghostSource = (r: number, parity: number): number => {
       const owner = blockOwner(r, size, ctx.nodes);
@@ -124,47 +117,47 @@ export const sor: DsmApp = {
       }
       return views;
     };
-    const myHalo = (parity: number) =>
-      [
-        halo.subarray(
-          haloOffset(ctx.node, parity, 'top', size),
-          haloOffset(ctx.node, parity, 'top', size) + ROUND * size,
-        ),
-        halo.subarray(
-          haloOffset(ctx.node, parity, 'bottom', size),
-          haloOffset(ctx.node, parity, 'bottom', size) + ROUND * size,
-        ),
-      ] as const;
     // Neighbours read our boundary rows from the halo of one parity while we write the other's, and
     // nobody reads the grid until the end: no data race between barriers, however deep the ghosts.
     const publish = (parity: number) => {
-      const [t, bo] = myHalo(parity);
-      ctx.write(t);
-      ctx.write(bo);
+      const top = halo.subarray(haloOffset(ctx.node, parity, 'top', size));
+      const bottom = halo.subarray(haloOffset(ctx.node, parity, 'bottom', size));
       const first = Math.min(end, start + ROUND);
-      t.set(g.subarray(start * size, first * size));
       const from = Math.max(start, end - ROUND);
-      bo.set(g.subarray(from * size, end * size), (from - (end - ROUND)) * size);
+      ctx.write(top.subarray(0, ROUND * size));
+      ctx.write(bottom.subarray(0, ROUND * size));
+      top.set(local.subarray((start - a) * size, (first - a) * size));
+      bottom.set(local.subarray((from - a) * size, (end - a) * size), (from - (end - ROUND)) * size);
     };
-    // Safe point (FT): after a restart, resume at pass restored[0] with halo parity restored[1].
-    if (!ctx.restored) {
+    // The grid gets this node's rows at the end, and with fault tolerance at every safe point (a
+    // restarted node takes them from there).
+    const store = () => {
       ctx.write(mine);
-      for (let i = start; i < end; i++) initRow(g, size, i);
+      mine.set(own);
+    };
+    if (ctx.restored) {
+      ctx.read(mine);
+      own.set(mine);
+    } else {
+      for (let i = start; i < end; i++) initRow(local, size, (i - a) * size, i);
+      store();
       publish(0);
       ctx.barrier(...ghostViews(0));
     }
+    // Safe point (FT): after a restart, resume at pass restored[0] with halo parity restored[1].
     let parity = ctx.restored?.[1] ?? 0;
     const all = passes(iters!);
     for (let k = ctx.restored?.[0] ?? 0; k < all.length; k++) {
-      const count = all[k]!;
       if (end > start) {
         for (const view of ghostViews(parity)) ctx.read(view);
-        for (let r = a; r < start; r++)
-          top.set(halo.subarray(ghostSource(r, parity), ghostSource(r, parity) + size), (r - a) * size);
-        for (let r = end; r < b; r++)
-          bottom.set(halo.subarray(ghostSource(r, parity), ghostSource(r, parity) + size), (r - end) * size);
-        ctx.write(mine);
-        pass(rowAt, size, a, b, count);
+        for (let r = a; r < b; r++) {
+          if (r === start) r = end;
+          if (r >= b) break;
+          const at = ghostSource(r, parity);
+          local.set(halo.subarray(at, at + size), (r - a) * size);
+        }
+        pass(local, size, a, b, all[k]!);
+        if (ctx.faultTolerant || k === all.length - 1) store();
         publish(1 - parity);
       }
       parity = 1 - parity;
@@ -176,9 +169,8 @@ export const sor: DsmApp = {
   sequential({ n, iters }) {
     const size = n!;
     const g = new Float64Array(size * size);
-    for (let i = 0; i < size; i++) initRow(g, size, i);
-    const rowAt: RowAt = (i) => [g, i * size];
-    for (const count of passes(iters!)) pass(rowAt, size, 0, size, count);
+    for (let i = 0; i < size; i++) initRow(g, size, i * size, i);
+    for (const count of passes(iters!)) pass(g, size, 0, size, count);
     return g;
   },
   check: checkExact,
