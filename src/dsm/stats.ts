@@ -20,11 +20,13 @@ export interface DsmStats {
   ft?: FtStats;
 }
 
-/** Recovery state a node holds (retained*), and what its checkpoints and recoveries cost. */
-export interface FtStats {
+/** What a node's checkpoints and recoveries cost and did. */
+export interface FtCounters {
+  /** Snapshots taken, and checkpoints durable (a write may still run when the app ends). */
   checkpointsStarted: number;
   checkpoints: number;
   checkpointBytes: number;
+  /** Until durable, and the part the app waited for (snapshot and encoding). */
   checkpointMs: number;
   checkpointBlockMs: number;
   lastCheckpointBytes: number;
@@ -33,6 +35,10 @@ export interface FtStats {
   replayedAnswers: number;
   dupsDropped: number;
   recoveries: number;
+}
+
+/** Recovery state a node holds (retained*), and its FT counters. */
+export interface FtStats extends FtCounters {
   retainedLogEntries: number;
   retainedLogBytes: number;
   retainedCheckpoints: number;

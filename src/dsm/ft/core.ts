@@ -1,4 +1,5 @@
 import type { CkptInfo, CrashPoint, ProtocolMessage } from '../messages.ts';
+import type { FtCounters } from '../stats.ts';
 import { SenderLog } from './logs.ts';
 import { PendingDiffs } from './pending-diffs.ts';
 import type { CheckpointPolicy } from './policy.ts';
@@ -21,22 +22,6 @@ export interface FtSettings {
  * of every lock, so no recovery ever has to rebuild a manager's queue. See docs/ft-dsm.md (limits).
  */
 export const STABLE_NODE = 0;
-
-export interface FtCounters {
-  /** Snapshots taken, and checkpoints durable (a write may still run when the app ends). */
-  checkpointsStarted: number;
-  checkpoints: number;
-  checkpointBytes: number;
-  /** Until durable, and the part the app waited for (snapshot and encoding). */
-  checkpointMs: number;
-  checkpointBlockMs: number;
-  lastCheckpointBytes: number;
-  logTrimmed: number;
-  checkpointsCollected: number;
-  replayedAnswers: number;
-  dupsDropped: number;
-  recoveries: number;
-}
 
 /**
  * One node's fault-tolerance state, driven by the protocol (protocol.ts) at the points where it
