@@ -376,13 +376,17 @@ export class SessionServer extends EventEmitter implements SessionHost {
       return;
     }
     this.#handingOver.set(hex, []);
-    pool.push(to, parts).then((outcome) => {
-      const waiting = this.#handingOver.get(hex) ?? [];
-      this.#handingOver.delete(hex);
-      if (outcome === 'moved') this.#gone(hex, session, to);
-      else session.thaw();
-      for (const next of waiting) next();
-    });
+    // A push that throws (a pool breaking its contract) counts as not sent: the session stays here.
+    pool
+      .push(to, parts)
+      .catch(() => 'kept' as const)
+      .then((outcome) => {
+        const waiting = this.#handingOver.get(hex) ?? [];
+        this.#handingOver.delete(hex);
+        if (outcome === 'moved') this.#gone(hex, session, to);
+        else session.thaw();
+        for (const next of waiting) next();
+      });
   }
 
   /**
