@@ -318,11 +318,18 @@ export class SessionServer extends EventEmitter implements SessionHost {
         redirect: '',
       };
     }
-    let parts: Buffer[];
+    const frozen = this.#freeze(hex, session);
+    if (frozen.kind === 'continuation') this.#gone(hex, session, newOwner);
+    return frozen;
+  }
+
+  /**
+   * Freezes a session and encodes its continuation, checked before anything is given up: a
+   * continuation the new owner would reject must not cost the session (it is thawed, and refused).
+   */
+  #freeze(hex: string, session: ServerSession): Surrender {
     try {
-      // Checked here, before anything is given up: a continuation the new owner would reject must
-      // not cost the session.
-      parts = encodeContinuationParts(checkContinuation(session.freeze()));
+      return { kind: 'continuation', parts: encodeContinuationParts(checkContinuation(session.freeze())) };
     } catch (err) {
       session.thaw();
       const code = isLazarusError(err) ? err.code : ErrorCodes.MIGRATION_FAILED;
@@ -333,8 +340,6 @@ export class SessionServer extends EventEmitter implements SessionHost {
         redirect: '',
       };
     }
-    this.#gone(hex, session, newOwner);
-    return { kind: 'continuation', parts };
   }
 
   /** A frozen session now belongs to `newOwner`: a late resume here is redirected there. */
@@ -367,18 +372,13 @@ export class SessionServer extends EventEmitter implements SessionHost {
     ) {
       return;
     }
-    let parts: Buffer[];
-    try {
-      parts = encodeContinuationParts(checkContinuation(session.freeze()));
-    } catch {
-      // Left to the pull, which reports why.
-      session.thaw();
-      return;
-    }
+    const frozen = this.#freeze(hex, session);
+    // Not encodable: left to the pull, which reports why.
+    if (frozen.kind === 'refused') return;
     this.#handingOver.set(hex, []);
     // A push that throws (a pool breaking its contract) counts as not sent: the session stays here.
     pool
-      .push(to, parts)
+      .push(to, frozen.parts)
       .catch(() => 'kept' as const)
       .then((outcome) => {
         const waiting = this.#handingOver.get(hex) ?? [];
