@@ -2,12 +2,23 @@ import { createPool, type Member, type Pool } from '../../src/pool/index.ts';
 import {
   createServer,
   type ServerOptions,
+  type ServerSession,
   type SessionHandler,
   type SessionServer,
 } from '../../src/session/index.ts';
 import { freePorts } from './ports.ts';
 
 export { freePorts };
+
+/** A handler that echoes and checkpoints after every chunk (so every move has a fresh continuation). */
+export function checkpointingEcho(session: ServerSession): void {
+  session.on('error', () => {});
+  session.on('data', (d: Buffer) => {
+    session.write(d);
+    session.checkpoint(null);
+  });
+  session.on('end', () => session.end());
+}
 
 /** The pool secret of every test pool (members share it; a test of a wrong secret uses another). */
 export const TEST_SECRET = 'lazarus-test-pool-secret';

@@ -3,16 +3,11 @@ import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
 import { resumeProof } from '../../src/session/credentials.ts';
-import {
-  type ClientSession,
-  connect,
-  type ResumedEvent,
-  type ServerSession,
-} from '../../src/session/index.ts';
+import { type ClientSession, connect, type ResumedEvent } from '../../src/session/index.ts';
 import { decode, encode, FrameType, sessionDecoderOptions } from '../../src/session/protocol.ts';
 import { DEFAULT_MAX_FRAME_SIZE } from '../../src/wire/frame.ts';
 import { FrameDecoder } from '../../src/wire/frame-decoder.ts';
-import { freePorts, poolMembers, startPool, type TestPool } from '../helpers/pool.ts';
+import { checkpointingEcho, freePorts, poolMembers, startPool, type TestPool } from '../helpers/pool.ts';
 import { openRaw, RawConnection, type RawSession } from '../helpers/raw-session.ts';
 import { within } from '../helpers/streams.ts';
 
@@ -27,15 +22,6 @@ const pools: TestPool[] = [];
 after(async () => {
   await Promise.all(pools.map((p) => p.close()));
 });
-
-function echo(session: ServerSession): void {
-  session.on('error', () => {});
-  session.on('data', (d: Buffer) => {
-    session.write(d);
-    session.checkpoint(null);
-  });
-  session.on('end', () => session.end());
-}
 
 /** RESUME by hand with an owner hint (the helper's resumeRaw sends none, so a pool could not pull). */
 async function resumeAt(port: number, s: RawSession, ownerHint: string): Promise<RawConnection> {
@@ -58,7 +44,7 @@ function dataFrame(payload: Buffer, ack = 0): Buffer {
 }
 
 test('racing resumes at two alternates: never two owners, one at the end, and it works', async () => {
-  const pool = await startPool(3, echo);
+  const pool = await startPool(3, checkpointingEcho);
   pools.push(pool);
   const errors: string[] = [];
   for (const s of pool.servers) s.on('peerError', (e: Error) => errors.push(`${s.serverId}: ${e.message}`));
@@ -144,7 +130,7 @@ test('a client that has seen epoch n refuses a server offering a lower epoch (st
   const [deadPeer] = await freePorts(1);
   const real = await poolMembers(2);
   const members = [...real, { id: 'c', host: '127.0.0.1', port: fakePort, peerPort: deadPeer! }];
-  const pool = await startPool(3, echo, { members, only: ['a', 'b'] });
+  const pool = await startPool(3, checkpointingEcho, { members, only: ['a', 'b'] });
   pools.push(pool);
   let client: ClientSession | undefined;
   try {

@@ -18,11 +18,11 @@ import {
   peerDecoderOptions,
   peerProof,
 } from '../../src/pool/peer-protocol.ts';
-import { type ClientSession, connect, type ServerSession } from '../../src/session/index.ts';
+import { type ClientSession, connect } from '../../src/session/index.ts';
 import { isLazarusError } from '../../src/wire/errors.ts';
 import { FRAME_HEADER_SIZE } from '../../src/wire/frame.ts';
 import { FrameDecoder } from '../../src/wire/frame-decoder.ts';
-import { startPool, TEST_SECRET, type TestPool } from '../helpers/pool.ts';
+import { checkpointingEcho, startPool, TEST_SECRET, type TestPool } from '../helpers/pool.ts';
 import { within } from '../helpers/streams.ts';
 
 /**
@@ -41,18 +41,9 @@ const peerErrors: { code: string; message: string }[] = [];
 const refusedOnChannel: { error: { code: string } }[] = [];
 const onRefused = (m: unknown) => refusedOnChannel.push(m as { error: { code: string } });
 
-function echo(session: ServerSession): void {
-  session.on('error', () => {});
-  session.on('data', (d: Buffer) => {
-    session.write(d);
-    session.checkpoint(null);
-  });
-  session.on('end', () => session.end());
-}
-
 before(async () => {
   diagnostics_channel.subscribe('lazarus:pool:refused', onRefused);
-  pool = await startPool(3, echo);
+  pool = await startPool(3, checkpointingEcho);
   for (const s of pool.servers) {
     s.on('peerError', (e: { code: string; message: string }) => peerErrors.push(e));
   }
