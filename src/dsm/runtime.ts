@@ -649,13 +649,17 @@ function trySend(mesh: Mesh, to: number, msg: DsmMessage): void {
   }
 }
 
-function parseParams(json: string): DsmParams {
-  let v: unknown;
+/** JSON from a START message; `what` names the field in the error. */
+function parseJson(json: string, what: string): unknown {
   try {
-    v = JSON.parse(json);
+    return JSON.parse(json);
   } catch (err) {
-    throw createError(ErrorCodes.MALFORMED_FRAME, 'start: params are not JSON', err);
+    throw createError(ErrorCodes.MALFORMED_FRAME, `start: ${what} are not JSON`, err);
   }
+}
+
+function parseParams(json: string): DsmParams {
+  const v = parseJson(json, 'params');
   if (typeof v !== 'object' || v === null || Object.values(v).some((x) => typeof x !== 'number')) {
     throw createError(ErrorCodes.MALFORMED_FRAME, 'start: params must map names to numbers');
   }
@@ -663,12 +667,7 @@ function parseParams(json: string): DsmParams {
 }
 
 function parseFt(json: string): FtSettings {
-  let v: unknown;
-  try {
-    v = JSON.parse(json);
-  } catch (err) {
-    throw createError(ErrorCodes.MALFORMED_FRAME, 'start: ft settings are not JSON', err);
-  }
+  const v = parseJson(json, 'ft settings');
   const o = v as Partial<FtSettings>;
   if (
     typeof o !== 'object' ||
