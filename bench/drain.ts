@@ -247,8 +247,8 @@ async function clients(
     cpuUs: 0,
   });
 
-  /** Raw baseline: n sockets to a; on MOVE each reconnects to b or c and exchanges its message. */
-  async function rawRun(): Promise<void> {
+  /** A run's result, and a promise settled once each of the n has been verified or has failed. */
+  const tracked = () => {
     const result = empty();
     let finish: () => void = () => {};
     const finished = new Promise<void>((resolve) => {
@@ -257,94 +257,87 @@ async function clients(
     const done = () => {
       if (result.verified + result.errors === n) finish();
     };
+    return { result, finished, done };
+  };
+
+  /** Opens the n clients `open(index)` BATCH at a time, then tells the parent they are ready. */
+  const inBatches = async (open: (index: number) => Promise<void>): Promise<void> => {
+    for (let i = 0; i < n; i += BATCH) {
+      await Promise.all(Array.from({ length: Math.min(BATCH, n - i) }, (_, j) => open(first + i + j)));
+    }
+    process.send?.({ ready: n });
+  };
+
+  /** Raw baseline: n sockets to a; on MOVE each reconnects to b or c and exchanges its message. */
+  async function rawRun(): Promise<void> {
+    const { result, finished, done } = tracked();
     const fail = (err: Error) => {
       result.errors++;
       result.firstError ||= err.message;
       done();
     };
     const sockets: net.Socket[] = [];
-    for (let i = 0; i < n; i += BATCH) {
-      const batch = Array.from({ length: Math.min(BATCH, n - i) }, async (_, j) => {
-        const index = first + i + j;
-        const socket = net.connect({ port: ports.raw[0]!, host: '127.0.0.1', noDelay: true });
-        await once(socket, 'connect');
-        result.opened++;
-        socket.once('data', () => {
-          socket.destroy();
-          const next = net.connect({ port: ports.raw[1 + (index % 2)]!, host: '127.0.0.1', noDelay: true });
-          next.on('error', fail);
-          next.once('connect', () => {
-            recordMove(result);
-            const message = `after ${index}\n`;
-            const expect = new Expect();
-            next.on('data', (chunk: Buffer) => expect.feed(chunk));
-            expect.until(message).then(() => {
-              recordVerified(result);
-              sockets.push(next);
-              done();
-            }, fail);
-            next.write(message);
-          });
+    await inBatches(async (index) => {
+      const socket = net.connect({ port: ports.raw[0]!, host: '127.0.0.1', noDelay: true });
+      await once(socket, 'connect');
+      result.opened++;
+      socket.once('data', () => {
+        socket.destroy();
+        const next = net.connect({ port: ports.raw[1 + (index % 2)]!, host: '127.0.0.1', noDelay: true });
+        next.on('error', fail);
+        next.once('connect', () => {
+          recordMove(result);
+          const message = `after ${index}\n`;
+          const expect = new Expect();
+          next.on('data', (chunk: Buffer) => expect.feed(chunk));
+          expect.until(message).then(() => {
+            recordVerified(result);
+            sockets.push(next);
+            done();
+          }, fail);
+          next.write(message);
         });
-        sockets.push(socket);
       });
-      await Promise.all(batch);
-    }
-    process.send?.({ ready: n });
-    await reportThenClose(finished, result);
-    for (const s of sockets) s.destroy();
-    process.send?.({ closed: true });
+      sockets.push(socket);
+    });
+    await reportThenClose(finished, result, sockets);
   }
 
   /** Sessions: n sessions to a with the serverAdvice() policy; after the move each sends its message. */
   async function sessionRun(): Promise<void> {
-    const result = empty();
-    let finish: () => void = () => {};
-    const finished = new Promise<void>((resolve) => {
-      finish = resolve;
-    });
-    const done = () => {
-      if (result.verified + result.errors === n) finish();
-    };
+    const { result, finished, done } = tracked();
     const held: ClientSession[] = [];
-    for (let i = 0; i < n; i += BATCH) {
-      const batch = Array.from({ length: Math.min(BATCH, n - i) }, async (_, j) => {
-        const index = first + i + j;
-        const session = connect({ port: ports.session, policies: [serverAdvice()] });
-        const expect = new Expect();
-        let failed = false;
-        const fail = (err: Error) => {
-          if (failed) return;
-          failed = true;
-          result.errors++;
-          result.firstError ||= err.message;
+    await inBatches(async (index) => {
+      const session = connect({ port: ports.session, policies: [serverAdvice()] });
+      const expect = new Expect();
+      let failed = false;
+      const fail = (err: Error) => {
+        if (failed) return;
+        failed = true;
+        result.errors++;
+        result.firstError ||= err.message;
+        done();
+      };
+      session.on('error', fail);
+      session.on('data', (chunk: Buffer) => expect.feed(chunk));
+      await once(session, 'connect');
+      const hello = `hello ${index}\n`;
+      const greeted = expect.until(hello);
+      session.write(hello);
+      await greeted;
+      result.opened++;
+      session.once('migrated', () => {
+        recordMove(result);
+        const after = `after ${index}\n`;
+        expect.until(hello + after).then(() => {
+          recordVerified(result);
           done();
-        };
-        session.on('error', fail);
-        session.on('data', (chunk: Buffer) => expect.feed(chunk));
-        await once(session, 'connect');
-        const hello = `hello ${index}\n`;
-        const greeted = expect.until(hello);
-        session.write(hello);
-        await greeted;
-        result.opened++;
-        session.once('migrated', () => {
-          recordMove(result);
-          const after = `after ${index}\n`;
-          expect.until(hello + after).then(() => {
-            recordVerified(result);
-            done();
-          }, fail);
-          session.write(after);
-        });
-        held.push(session);
+        }, fail);
+        session.write(after);
       });
-      await Promise.all(batch);
-    }
-    process.send?.({ ready: n });
-    await reportThenClose(finished, result);
-    for (const s of held) s.destroy();
-    process.send?.({ closed: true });
+      held.push(session);
+    });
+    await reportThenClose(finished, result, held);
   }
 
   await rawRun();
@@ -369,9 +362,13 @@ function nextCommand(): Promise<unknown> {
 
 /**
  * Sends `result` once every client is done, or earlier if the parent asks (its deadline passed);
- * then waits for the parent's word to close.
+ * then waits for the parent's word, closes what the run holds and says so.
  */
-async function reportThenClose(finished: Promise<void>, result: MoveResult): Promise<void> {
+async function reportThenClose(
+  finished: Promise<void>,
+  result: MoveResult,
+  held: readonly { destroy(): void }[],
+): Promise<void> {
   const cpu = process.cpuUsage();
   const command = nextCommand();
   const why = await Promise.race([
@@ -382,6 +379,8 @@ async function reportThenClose(finished: Promise<void>, result: MoveResult): Pro
   result.cpuUs = used.user + used.system;
   process.send?.(result);
   await (why === 'done' ? command : nextCommand());
+  for (const h of held) h.destroy();
+  process.send?.({ closed: true });
 }
 
 // ---------------------------------------------------------------------------------------------
