@@ -3,18 +3,20 @@ import { blockOwner, blockRange } from '../pages.ts';
 
 /**
  * Red-black successive over-relaxation on an n x n grid with fixed boundaries. Rows are split in
- * blocks over the nodes (each node is home of its rows). Red points depend only on black ones and
- * vice versa, so any row split gives the sequential result bit for bit.
+ * blocks over the nodes. Red points depend only on black ones and vice versa, so any row split gives
+ * the sequential result bit for bit.
  *
  * A plain half-sweep streams the whole grid through memory for four flops a point, so on two cores
  * sharing a memory bus two copies of it barely run faster than one. The kernel (the sequential
  * program's too) therefore does ROUND half-sweeps per pass, as a wavefront over the rows: row i's
  * half-sweep h runs at step i + 2h, once its neighbours have had half-sweep h - 1 and before they
- * have h + 1, so the rows in flight stay in cache. Between barriers a node relaxes a private block:
- * its own rows plus ROUND ghost rows on each side, taken from the neighbours' halo blocks at the
- * barrier; each half-sweep the rows it can still compute correctly shrink by one on each side, so
- * after ROUND of them its own rows are exact (the ghost rows' work is redundant, their owners do it
- * too). One barrier per ROUND half-sweeps instead of one per half-sweep.
+ * have h + 1, so the rows in flight stay in cache. Between barriers a node relaxes its segment of the
+ * grid in place: a region homed at that node holding its own rows plus ROUND ghost rows on each side,
+ * taken from the neighbours' halo blocks at the barrier; each half-sweep the rows it can still
+ * compute correctly shrink by one on each side, so after ROUND of them its own rows are exact (the
+ * ghost rows' work is redundant, their owners do it too). One barrier per ROUND half-sweeps instead
+ * of one per half-sweep, and no copy of the grid: the segment is both the working block and, for
+ * fault tolerance, the state a restarted node resumes from. Node 0 assembles the grid at the end.
  */
 
 const OMEGA = 1.25;
@@ -61,6 +63,12 @@ function passes(iters: number): number[] {
   return out;
 }
 
+/** Node k's segment: grid rows [a, b), its own rows and up to ROUND ghost rows on each side. */
+function segment(k: number, n: number, nodes: number): { a: number; b: number } {
+  const { start, end } = blockRange(k, n, nodes);
+  return { a: Math.max(0, start - ROUND), b: Math.min(n, end + ROUND) };
+}
+
 /**
  * Where the halo rows live: for each node and pass parity, its first ROUND rows ("top") and its last
  * ROUND rows ("bottom"), positionally (a node with fewer rows leaves the rest unused).
@@ -74,14 +82,15 @@ export const sor: DsmApp = {
   description: 'red-black SOR on a grid (barriers, nearest-neighbour sharing, ghost rows)',
   params: (size) => ({ n: size ?? 512, iters: 20 }),
   layout: ({ n }: DsmParams, nodes: number) => [
-    {
-      name: 'grid',
-      bytes: n! * n! * 8,
-      placement: {
-        kind: 'explicit',
-        home: (offset, count) => blockOwner(Math.floor(offset / (n! * 8)), n!, count),
-      },
-    },
+    // Node k's segment (own rows and ghost rows), a region of its own: page-aligned, homed at k.
+    ...Array.from({ length: nodes }, (_, k) => {
+      const { a, b } = segment(k, n!, nodes);
+      return {
+        name: `seg${k}`,
+        bytes: Math.max(1, b - a) * n! * 8,
+        placement: { kind: 'explicit' as const, home: () => k },
+      };
+    }),
     {
       // Each node's halo blocks, at that node.
       name: 'halo',
@@ -92,14 +101,10 @@ export const sor: DsmApp = {
   run(ctx, { n, iters }) {
     const size = n!;
     const { start, end } = blockRange(ctx.node, size, ctx.nodes);
-    const mine = ctx.f64('grid', start * size, (end - start) * size);
+    const { a, b } = segment(ctx.node, size, ctx.nodes);
+    // Grid row i is at (i - a) * size in the segment.
+    const seg = ctx.f64(`seg${ctx.node}`, 0, (b - a) * size);
     const halo = ctx.f64('halo');
-    // This node's rows plus ROUND ghost rows on each side, in a private block: the kernel runs on
-    // plain memory, the ghost rows' work stays here, and the grid gets each pass's result in one copy.
-    const a = Math.max(0, start - ROUND);
-    const b = Math.min(size, end + ROUND);
-    const local = new Float64Array((b - a) * size);
-    const own = local.subarray((start - a) * size, (end - a) * size);
     // A ghost row r comes from its owner's halo: the owner's bottom block above us, its top block below.
     const ghostSource = (r: number, parity: number): number => {
       const owner = blockOwner(r, size, ctx.nodes);
@@ -108,17 +113,16 @@ export const sor: DsmApp = {
         ? haloOffset(owner, parity, 'bottom', size) + (r - (range.end - ROUND)) * size
         : haloOffset(owner, parity, 'top', size) + (r - range.start) * size;
     };
-    const ghostViews = (parity: number) => {
-      const views: Float64Array[] = [];
-      for (let r = a; r < b; r++) {
-        if (r === start) r = end;
-        if (r >= b) break;
-        views.push(halo.subarray(ghostSource(r, parity), ghostSource(r, parity) + size));
-      }
-      return views;
+    const ghostRows = (): number[] => {
+      const rows: number[] = [];
+      for (let r = a; r < start; r++) rows.push(r);
+      for (let r = end; r < b; r++) rows.push(r);
+      return rows;
     };
+    const ghostViews = (parity: number) =>
+      ghostRows().map((r) => halo.subarray(ghostSource(r, parity), ghostSource(r, parity) + size));
     // Neighbours read our boundary rows from the halo of one parity while we write the other's, and
-    // nobody reads the grid until the end: no data race between barriers, however deep the ghosts.
+    // nobody reads a segment until the end: no data race between barriers, however deep the ghosts.
     const publish = (parity: number) => {
       const top = halo.subarray(haloOffset(ctx.node, parity, 'top', size));
       const bottom = halo.subarray(haloOffset(ctx.node, parity, 'bottom', size));
@@ -126,38 +130,30 @@ export const sor: DsmApp = {
       const from = Math.max(start, end - ROUND);
       ctx.write(top.subarray(0, ROUND * size));
       ctx.write(bottom.subarray(0, ROUND * size));
-      top.set(local.subarray((start - a) * size, (first - a) * size));
-      bottom.set(local.subarray((from - a) * size, (end - a) * size), (from - (end - ROUND)) * size);
+      top.set(seg.subarray((start - a) * size, (first - a) * size));
+      bottom.set(seg.subarray((from - a) * size, (end - a) * size), (from - (end - ROUND)) * size);
     };
-    // The grid gets this node's rows at the end, and with fault tolerance at every safe point (a
-    // restarted node takes them from there).
-    const store = () => {
-      ctx.write(mine);
-      mine.set(own);
-    };
-    if (ctx.restored) {
-      ctx.read(mine);
-      own.set(mine);
-    } else {
-      for (let i = start; i < end; i++) initRow(local, size, (i - a) * size, i);
-      store();
-      publish(0);
+    if (!ctx.restored) {
+      if (end > start) {
+        ctx.write(seg);
+        for (let i = start; i < end; i++) initRow(seg, size, (i - a) * size, i);
+        publish(0);
+      }
       ctx.barrier(...ghostViews(0));
     }
-    // Safe point (FT): after a restart, resume at pass restored[0] with halo parity restored[1].
+    // Safe point (FT): after a restart, resume at pass restored[0] with halo parity restored[1] (the
+    // segment and the halo are this node's pages, restored from its checkpoint).
     let parity = ctx.restored?.[1] ?? 0;
     const all = passes(iters!);
     for (let k = ctx.restored?.[0] ?? 0; k < all.length; k++) {
       if (end > start) {
-        for (const view of ghostViews(parity)) ctx.read(view);
-        for (let r = a; r < b; r++) {
-          if (r === start) r = end;
-          if (r >= b) break;
-          const at = ghostSource(r, parity);
-          local.set(halo.subarray(at, at + size), (r - a) * size);
+        ctx.write(seg);
+        for (const r of ghostRows()) {
+          const view = halo.subarray(ghostSource(r, parity), ghostSource(r, parity) + size);
+          ctx.read(view);
+          seg.set(view, (r - a) * size);
         }
-        pass(local, size, a, b, all[k]!);
-        if (ctx.faultTolerant || k === all.length - 1) store();
+        pass(seg, size, a, b, all[k]!);
         publish(1 - parity);
       }
       parity = 1 - parity;
@@ -165,7 +161,18 @@ export const sor: DsmApp = {
       ctx.safePoint([k + 1, parity]);
     }
   },
-  result: (ctx) => ctx.gather(ctx.f64('grid')),
+  result(ctx, { n }) {
+    const size = n!;
+    const grid = new Float64Array(size * size);
+    for (let k = 0; k < ctx.nodes; k++) {
+      const { start, end } = blockRange(k, size, ctx.nodes);
+      const { a } = segment(k, size, ctx.nodes);
+      const own = ctx.f64(`seg${k}`, (start - a) * size, (end - start) * size);
+      ctx.read(own);
+      grid.set(own, start * size);
+    }
+    return grid;
+  },
   sequential({ n, iters }) {
     const size = n!;
     const g = new Float64Array(size * size);
