@@ -282,24 +282,27 @@ export class ClientSession extends SessionStream {
     ).unref();
     let helloId = '';
     let helloNonce: Buffer | undefined;
-    // Queued until the connection is up (node writes it then, in one go with nothing else).
-    if (earlyFrame) socket.write(earlyFrame);
-    const early = earlyFrame !== undefined;
+    // The client speaks first, queued until the connection is up (node writes it then, in one go):
+    // OPEN, an early resume, or a request for the nonce a RESUME proof needs.
+    const credentials = this.#credentials;
+    socket.write(earlyFrame ?? (credentials ? encode.clientHello() : encode.open()));
     const handshake = handshakeHandler({
       onFrame: (type, body) => {
         switch (type) {
           case FrameType.SERVER_HELLO: {
+            if (helloNonce) throw createError(ErrorCodes.PROTOCOL, 'a second SERVER_HELLO');
             const hello = decode.serverHello(body);
             helloId = hello.serverId;
             helloNonce = hello.nonce;
             this.#idAt.set(`${host}:${port}`, hello.serverId);
-            if (!early) this.#onServerHello(conn, hello.nonce);
+            if (credentials && !earlyFrame) this.#sendResume(conn, credentials, hello.nonce);
             return;
           }
           case FrameType.CHALLENGE:
             decode.challenge(body);
-            if (!early || !helloNonce) throw createError(ErrorCodes.PROTOCOL, 'unexpected CHALLENGE');
-            this.#onServerHello(conn, helloNonce);
+            if (!earlyFrame || !credentials || !helloNonce)
+              throw createError(ErrorCodes.PROTOCOL, 'unexpected CHALLENGE');
+            this.#sendResume(conn, credentials, helloNonce);
             return;
           case FrameType.OPENED:
             clearTimeout(timer);
@@ -354,12 +357,7 @@ export class ClientSession extends SessionStream {
     });
   }
 
-  #onServerHello(conn: Connection, nonce: Buffer): void {
-    const creds = this.#credentials;
-    if (!creds) {
-      conn.send(encode.open());
-      return;
-    }
+  #sendResume(conn: Connection, creds: Opened, nonce: Buffer): void {
     conn.send(
       encode.resume({
         ticket: creds.ticket,

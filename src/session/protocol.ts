@@ -4,18 +4,20 @@ import { allocFrame, encodeFrame, FRAME_HEADER_SIZE } from '../wire/frame.ts';
 import type { FrameDecoderOptions } from '../wire/frame-decoder.ts';
 
 /**
- * The session protocol (client <-> server). The server speaks first with a fresh nonce; RESUME
- * carries a proof over that nonce, one round trip after connect. A client that knows which member it
- * dials may instead resume at once (EARLY_RESUME, sent with the connect): its proof covers that
- * member's id, a client nonce and the time, and the member admits each such proof once within a
- * window (a replay cache); otherwise it answers CHALLENGE and the client falls back to RESUME.
+ * The session protocol (client <-> server). The client speaks first, with the connect, so the server
+ * answers in one write and nobody waits a round trip for a greeting: OPEN for a new session;
+ * EARLY_RESUME when it knows which member it dials (its proof covers that member's id, a client nonce
+ * and the time, and the member admits each such proof once within a window, a replay cache);
+ * otherwise CLIENT_HELLO, to get the fresh nonce a RESUME proof is made over. The server's first
+ * frame is always SERVER_HELLO, written together with its answer; an early resume it does not admit
+ * gets CHALLENGE, and the client falls back to RESUME over the hello's nonce.
  *
- *   S: SERVER_HELLO  magic, version, nonce, server id
- *   C: OPEN          magic, version                      -> S: OPENED  session id, secret, ticket
- *   C: RESUME        magic, version, ticket, proof, recv, epoch, owner hint
- *                                                        -> S: RESUMED recv, epoch | REFUSED code, message
+ *   C: OPEN          magic, version                      -> S: SERVER_HELLO, OPENED  session id, secret, ticket
  *   C: EARLY_RESUME  magic, version, ticket, proof, recv, epoch, owner hint, server id, client nonce, sent at
- *                                                        -> S: RESUMED | REFUSED | CHALLENGE
+ *                                                        -> S: SERVER_HELLO, RESUMED | REFUSED | CHALLENGE
+ *   C: CLIENT_HELLO  magic, version                      -> S: SERVER_HELLO  magic, version, nonce, server id
+ *   C: RESUME        magic, version, ticket, proof, recv, epoch, owner hint (after a SERVER_HELLO)
+ *                                                        -> S: RESUMED recv, epoch | REFUSED code, message
  *   both: DATA (ack prefix + payload, streamed), ACK, FIN, PING, PONG, ABORT
  *   S: POOL members, ADVICE kind + target
  *   C: HANDOFF member id (the client is leaving for that member: its owner may push the session there)
@@ -44,6 +46,8 @@ export const FrameType = {
   EARLY_RESUME: 0x07,
   /** Server -> client: the early proof is not admitted (stale, replayed, other member); RESUME instead. */
   CHALLENGE: 0x08,
+  /** Client -> server: send the hello (its nonce) before I RESUME. */
+  CLIENT_HELLO: 0x09,
   DATA: 0x10,
   ACK: 0x11,
   FIN: 0x12,
@@ -160,6 +164,9 @@ export const encode = {
   open(): Buffer {
     return encodeFrame(FrameType.OPEN, new FieldWriter(8).u32(MAGIC).u8(VERSION).finish());
   },
+  clientHello(): Buffer {
+    return encodeFrame(FrameType.CLIENT_HELLO, new FieldWriter(8).u32(MAGIC).u8(VERSION).finish());
+  },
   resume(r: ResumeRequest): Buffer {
     return encodeFrame(FrameType.RESUME, writeResume(r).finish());
   },
@@ -226,8 +233,9 @@ export const decode = {
     r.end();
     return { nonce, serverId };
   },
-  open(body: Buffer): void {
-    const r = new FieldReader(body, 'OPEN');
+  /** OPEN and CLIENT_HELLO carry only the magic and version. */
+  greeting(body: Buffer, what: 'OPEN' | 'CLIENT_HELLO'): void {
+    const r = new FieldReader(body, what);
     checkMagic(r);
     r.end();
   },

@@ -462,7 +462,9 @@ export class SessionServer extends EventEmitter implements SessionHost {
       return;
     }
     const nonce = newNonce();
-    let challenged = false;
+    // Before the first frame the hello is still owed; it leaves with the first answer. After it,
+    // the client may OPEN or RESUME against its nonce.
+    let greeted = false;
     const timer = setTimeout(
       () =>
         conn.close(
@@ -470,26 +472,51 @@ export class SessionServer extends EventEmitter implements SessionHost {
         ),
       this.#common.handshakeTimeout,
     ).unref();
-    const handshake = handshakeHandler({
-      onFrame: (type, body) => {
-        if (type === FrameType.EARLY_RESUME && !challenged) {
-          const request = decode.earlyResume(body);
-          const sessionId = this.#admitEarly(request);
-          if (!sessionId) {
-            // Not admitted: the client answers the hello's nonce instead, on this connection.
-            challenged = true;
-            conn.send(encode.challenge());
-            return;
-          }
-          clearTimeout(timer);
-          this.#handshaking.delete(conn);
-          this.#resume(conn, sessionId, request);
+    const done = () => {
+      clearTimeout(timer);
+      this.#handshaking.delete(conn);
+    };
+    const first = (type: number, body: Buffer) => {
+      greeted = true;
+      conn.send(encode.serverHello({ nonce, serverId: this.serverId }));
+      if (type === FrameType.EARLY_RESUME) {
+        const request = decode.earlyResume(body);
+        const sessionId = this.#admitEarly(request);
+        if (!sessionId) {
+          // Not admitted: the client answers the hello's nonce instead, on this connection.
+          conn.send(encode.challenge());
           return;
         }
-        clearTimeout(timer);
-        this.#handshaking.delete(conn);
+        done();
+        this.#resume(conn, sessionId, request);
+      } else if (type === FrameType.CLIENT_HELLO) {
+        decode.greeting(body, 'CLIENT_HELLO');
+      } else if (type === FrameType.OPEN) {
+        decode.greeting(body, 'OPEN');
+        done();
+        this.#open(conn);
+      } else {
+        throw createError(
+          ErrorCodes.PROTOCOL,
+          `expected OPEN, EARLY_RESUME or CLIENT_HELLO, got frame 0x${type.toString(16)}`,
+        );
+      }
+    };
+    const handshake = handshakeHandler({
+      onFrame: (type, body) => {
+        if (!greeted) {
+          // The hello and the answer leave in one write.
+          socket.cork();
+          try {
+            first(type, body);
+          } finally {
+            socket.uncork();
+          }
+          return;
+        }
+        done();
         if (type === FrameType.OPEN) {
-          decode.open(body);
+          decode.greeting(body, 'OPEN');
           this.#open(conn);
         } else if (type === FrameType.RESUME) {
           const request = decode.resume(body);
@@ -511,7 +538,6 @@ export class SessionServer extends EventEmitter implements SessionHost {
     });
     const conn = new Connection(socket, handshake, this.#common.maxFrameSize);
     this.#handshaking.add(conn);
-    conn.send(encode.serverHello({ nonce, serverId: this.serverId }));
   }
 
   #open(conn: Connection): void {

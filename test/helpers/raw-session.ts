@@ -153,8 +153,14 @@ export class RawConnection {
     return frame.body;
   }
 
-  /** Reads the SERVER_HELLO every connection starts with. */
+  /** Asks for the server's hello (CLIENT_HELLO, the client speaks first) and reads it. */
   async hello(ms = 3000): Promise<ServerHello> {
+    this.send(encode.clientHello());
+    return this.readHello(ms);
+  }
+
+  /** Reads the SERVER_HELLO the server's first answer starts with. */
+  async readHello(ms = 3000): Promise<ServerHello> {
     return decode.serverHello(await this.expect(FrameType.SERVER_HELLO, ms));
   }
 
@@ -221,13 +227,13 @@ export interface RawSession extends Opened {
 }
 
 /**
- * Opens a session by hand: OPEN, then OPENED. With `confirm`, also sends ACK(0) as a real client
- * does, so the server hands the session to its application.
+ * Opens a session by hand: OPEN, then SERVER_HELLO and OPENED. With `confirm`, also sends ACK(0) as
+ * a real client does, so the server hands the session to its application.
  */
 export async function openRaw(port: number, confirm = true): Promise<RawSession> {
   const conn = await RawConnection.connect(port);
-  const hello = await conn.hello();
   conn.send(encode.open());
+  const hello = await conn.readHello();
   const opened = decode.opened(await conn.expect(FrameType.OPENED));
   if (confirm) conn.send(encode.ack(0));
   return { conn, hello, ...opened };

@@ -139,9 +139,15 @@ test('bad input against a live server: typed refusals, server up, other sessions
 
   /**
    * The connection was refused with `code`: closed, 'connectionError' fired with that code and, unless
-   * `refused` is false, a REFUSED frame with that code was the last thing the server sent.
+   * `refused` is false, a REFUSED frame with that code was the last thing the server sent. Unless
+   * `greeted` is false, the client spoke first and so got the server's hello before anything else.
    */
-  async function expectRefusal(conn: RawConnection, code: ErrorCode, refused = true): Promise<void> {
+  async function expectRefusal(
+    conn: RawConnection,
+    code: ErrorCode,
+    refused = true,
+    greeted = true,
+  ): Promise<void> {
     // A refused connection closes at once (REFUSED then FIN), not by the server's 2 s fallback destroy.
     await conn.waitClosed(refused ? 1500 : 3000);
     assert.equal(conn.decodeError, undefined, 'the server sent frames its own decoder refuses');
@@ -150,13 +156,14 @@ test('bad input against a live server: typed refusals, server up, other sessions
     const refusals = conn.refusals();
     // Nothing but the hello before the refusal: no OPENED or RESUMED slipped out first.
     const types = conn.frames.map((f) => f.type);
+    const hello = greeted ? [FrameType.SERVER_HELLO] : [];
     if (refused) {
       assert.equal(refusals.length, 1, `one REFUSED expected, got ${JSON.stringify(refusals)}`);
       assert.equal(refusals[0]!.code, code, `REFUSED code (${refusals[0]!.message})`);
-      assert.deepEqual(types, [FrameType.SERVER_HELLO, FrameType.REFUSED], 'frames: hello, REFUSED');
+      assert.deepEqual(types, [...hello, FrameType.REFUSED], 'frames: hello, REFUSED');
     } else {
       assert.equal(refusals.length, 0, `no REFUSED expected, got ${JSON.stringify(refusals)}`);
-      assert.deepEqual(types, [FrameType.SERVER_HELLO], 'frames: hello only');
+      assert.deepEqual(types, hello, 'frames: hello only');
     }
   }
 
@@ -327,7 +334,7 @@ test('bad input against a live server: typed refusals, server up, other sessions
 
     await t.test('unknown frame types: UNKNOWN_FRAME_TYPE', async () => {
       const known = new Set<number>(Object.values(FrameType));
-      for (const type of [0x00, 0x09, 0x0f, 0x19, 0x7f, 0xff]) {
+      for (const type of [0x00, 0x0a, 0x0f, 0x19, 0x7f, 0xff]) {
         assert.ok(!known.has(type), `0x${type.toString(16)} is a known type`);
         const conn = await dial();
         await conn.hello();
@@ -377,6 +384,40 @@ test('bad input against a live server: typed refusals, server up, other sessions
       await expectRefusal(conn, ErrorCodes.MALFORMED_FRAME);
       await expectServerAccepts();
     });
+
+    await t.test(
+      'the first frame decides the handshake: a RESUME or a bad greeting first is refused',
+      async () => {
+        const s = track(await openRaw(port));
+        const resume = encode.resume({
+          ticket: s.ticket,
+          proof: resumeProof(s.secret, Buffer.alloc(32), s.sessionId),
+          received: 0,
+        });
+        for (const [first, code] of [
+          // A RESUME proof needs the server's nonce: it cannot be the first frame.
+          [resume, ErrorCodes.PROTOCOL],
+          [encode.challenge(), ErrorCodes.PROTOCOL],
+          [frameWithBody(FrameType.CLIENT_HELLO, helloBody(MAGIC ^ 1, VERSION)), ErrorCodes.BAD_MAGIC],
+          [
+            frameWithBody(FrameType.CLIENT_HELLO, helloBody(MAGIC, VERSION + 1)),
+            ErrorCodes.UNSUPPORTED_VERSION,
+          ],
+        ] as const) {
+          const conn = await dial();
+          conn.send(first);
+          await expectRefusal(conn, code);
+        }
+        // After the hello only OPEN or RESUME: a second CLIENT_HELLO, or a server's frame, is out of turn.
+        for (const second of [encode.clientHello(), encode.challenge()]) {
+          const conn = await dial();
+          await conn.hello();
+          conn.send(second);
+          await expectRefusal(conn, ErrorCodes.PROTOCOL);
+        }
+        await expectServerAccepts();
+      },
+    );
 
     await t.test('DATA before the handshake: PROTOCOL', async () => {
       const conn = await dial();
@@ -541,16 +582,20 @@ test('bad input against a live server: typed refusals, server up, other sessions
       await expectServerAccepts();
     });
 
-    await t.test('a client that connects and never speaks: HANDSHAKE_TIMEOUT', async () => {
-      const started = Date.now();
-      const conn = await dial();
-      await conn.hello();
-      await expectRefusal(conn, ErrorCodes.HANDSHAKE_TIMEOUT, false);
-      const took = Date.now() - started;
-      assert.ok(took >= HANDSHAKE_MS - 50, `closed after ${took} ms, before the handshake timeout`);
-      assert.ok(took < HANDSHAKE_MS + 1500, `closed after ${took} ms, long after the handshake timeout`);
-      await expectServerAccepts();
-    });
+    for (const asked of [false, true]) {
+      const what = asked ? 'asks for the hello then says nothing' : 'connects and never speaks';
+      await t.test(`a client that ${what}: HANDSHAKE_TIMEOUT`, async () => {
+        const started = Date.now();
+        const conn = await dial();
+        // The client speaks first: one that never does hears nothing from the server either.
+        if (asked) await conn.hello();
+        await expectRefusal(conn, ErrorCodes.HANDSHAKE_TIMEOUT, false, asked);
+        const took = Date.now() - started;
+        assert.ok(took >= HANDSHAKE_MS - 50, `closed after ${took} ms, before the handshake timeout`);
+        assert.ok(took < HANDSHAKE_MS + 1500, `closed after ${took} ms, long after the handshake timeout`);
+        await expectServerAccepts();
+      });
+    }
 
     await t.test('a client that only pings never finishes its handshake: HANDSHAKE_TIMEOUT', async () => {
       const conn = await dial();

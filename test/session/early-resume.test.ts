@@ -88,12 +88,12 @@ describe('early resume against a live server', () => {
     return s;
   }
 
-  /** Sends `frame` on a fresh connection without waiting for the hello; returns the first reply after it. */
+  /** Sends `frame` on a fresh connection as the first thing said; returns the reply after the hello. */
   async function sendEarly(at: number, frame: Buffer): Promise<{ conn: RawConnection; reply: number }> {
     const conn = await RawConnection.connect(at);
     conn.send(frame);
     const hello = await conn.next();
-    assert.equal(hello.type, FrameType.SERVER_HELLO, 'the server still speaks first');
+    assert.equal(hello.type, FrameType.SERVER_HELLO, 'the answer starts with the hello');
     return { conn, reply: (await conn.next()).type };
   }
 

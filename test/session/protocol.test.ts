@@ -137,7 +137,14 @@ const samples: fc.Arbitrary<Sample> = fc.oneof(
     type: FrameType.OPEN,
     frame: encode.open(),
     expected: undefined,
-    decode: decode.open,
+    decode: (b: Buffer) => decode.greeting(b, 'OPEN'),
+  })),
+  fc.constant(null).map(() => ({
+    name: 'CLIENT_HELLO',
+    type: FrameType.CLIENT_HELLO,
+    frame: encode.clientHello(),
+    expected: undefined,
+    decode: (b: Buffer) => decode.greeting(b, 'CLIENT_HELLO'),
   })),
   fc
     .record(
@@ -241,7 +248,8 @@ const samples: fc.Arbitrary<Sample> = fc.oneof(
 /** Every decoder, by name, for the hostile-input properties. */
 const decoders: ReadonlyArray<readonly [string, (body: Buffer) => unknown]> = [
   ['serverHello', decode.serverHello],
-  ['open', decode.open],
+  ['open', (b) => decode.greeting(b, 'OPEN')],
+  ['clientHello', (b) => decode.greeting(b, 'CLIENT_HELLO')],
   ['resume', decode.resume],
   ['earlyResume', decode.earlyResume],
   ['challenge', decode.challenge],
@@ -393,7 +401,8 @@ describe('session protocol: hostile bodies', () => {
         encode.serverHello({ nonce: Buffer.alloc(NONCE_SIZE), serverId: 's' }),
         decode.serverHello,
       ],
-      ['open', encode.open(), decode.open],
+      ['open', encode.open(), (b) => decode.greeting(b, 'OPEN')],
+      ['clientHello', encode.clientHello(), (b) => decode.greeting(b, 'CLIENT_HELLO')],
       [
         'resume',
         encode.resume({ ticket: Buffer.alloc(41), proof: Buffer.alloc(PROOF_SIZE), received: 3 }),
