@@ -16,7 +16,11 @@ import { type ClusterRun, type CoordinatorOptions, type ProgressEvent, startCoor
 /** Environment variable that carries the cluster secret to node processes (never argv: ps shows it). */
 export const SECRET_ENV = 'LAZARUS_DSM_SECRET';
 
-/** Fault tolerance for a run (all local nodes are restarted by the launcher when they fail). */
+/**
+ * Fault tolerance for a run: this process is the supervisor (coordinator, barrier and lock manager,
+ * no app; assumed not to fail) and every compute node, node 0 included, is a child process that is
+ * restarted when it fails.
+ */
 export interface FtOptions {
   /** Checkpoint directory; a fresh temporary one (removed afterwards) by default. */
   readonly dir?: string;
@@ -38,7 +42,10 @@ export const DEFAULT_POLICY: CheckpointPolicy = { intervalMs: 1000 };
 export interface ClusterOptions extends Omit<CoordinatorOptions, 'secret' | 'ft' | 'onNodeLost'> {
   /** Generated when absent; remote nodes must be given the same one. */
   readonly secret?: string;
-  /** Node processes to start on this host (default nodes - 1); the rest join by address. */
+  /**
+   * Node processes to start on this host (default: every node this process does not run, i.e.
+   * nodes - 1, or nodes with FT); the rest join by address.
+   */
   readonly localNodes?: number;
   /** The whole run fails with DSM_PEER_LOST after this long (default 10 minutes). */
   readonly timeoutMs?: number;
@@ -63,15 +70,18 @@ export function nodeArgv(host: string, port: number, extra: readonly string[] = 
 }
 
 /**
- * Runs an app on a cluster: this process is node 0 (coordinator), `localNodes` more are started here
- * as child processes, any others join by address (`lazarus dsm node --join`). Child processes are
- * always reaped: SIGKILL if they outlive the run by a few seconds.
+ * Runs an app on a cluster: this process is the coordinator, node 0 without FT, the supervisor with
+ * FT (then node 0 is a child like the others); `localNodes` nodes are started here as child
+ * processes, any others join by address (`lazarus dsm node --join`). Child processes are always
+ * reaped: SIGKILL if they outlive the run by a few seconds.
  */
 export async function runCluster(options: ClusterOptions): Promise<ClusterRun> {
   const secret = options.secret ?? newSecret();
   const ft = options.ft;
   const ownDir = ft && !ft.dir ? mkdtempSync(join(tmpdir(), 'lazarus-dsm-ft-')) : undefined;
-  const local = options.localNodes ?? options.nodes - 1;
+  /** First id of a child node: node 0 is this process without FT. */
+  const first = ft ? 0 : 1;
+  const local = options.localNodes ?? options.nodes - first;
   const current = new Map<number, ChildProcess>();
   const children: ChildProcess[] = [];
   const timers: NodeJS.Timeout[] = [];
@@ -153,7 +163,7 @@ export async function runCluster(options: ClusterOptions): Promise<ClusterRun> {
     options.timeoutMs ?? 600_000,
   );
   try {
-    for (let i = 0; i < local; i++) spawnNode(i + 1, false);
+    for (let i = 0; i < local; i++) spawnNode(i + first, false);
     return await coordinator.run;
   } finally {
     over = true;

@@ -36,6 +36,8 @@ export const MsgType = {
   RECOVER_REQ: 0x5b,
   RECOVER_BEGIN: 0x5c,
   RECOVER_END: 0x5d,
+  /** Node 0's result, in chunks, to a coordinator in another process (FT: the supervisor). */
+  RESULT: 0x5e,
 } as const;
 
 export const DSM_FRAME_TYPES: ReadonlySet<number> = new Set(Object.values(MsgType));
@@ -83,6 +85,11 @@ export type ControlMessage =
   | { type: 'ready' }
   | { type: 'go' }
   | { type: 'done'; ok: boolean; stats: string; code: string; message: string }
+  /**
+   * One chunk of node 0's result (`kind`: RESULT_KINDS index; `total` bytes in all; its compute
+   * time `ms`), sent before DONE when the coordinator does not run node 0 itself (FT runs).
+   */
+  | { type: 'result'; kind: number; ms: number; total: number; offset: number; data: Uint8Array }
   | { type: 'shutdown' }
   | { type: 'error'; code: string; message: string }
   | { type: 'ping' }
@@ -198,6 +205,13 @@ export function encodeMessage(msg: DsmMessage): Buffer {
         .string(msg.code)
         .string(msg.message.slice(0, 4000));
       return encodeFrame(MsgType.DONE, w.finish());
+    case 'result':
+      w.u8(msg.kind)
+        .u64(Math.round(msg.ms * 1000))
+        .u32(msg.total)
+        .u32(msg.offset)
+        .bytes32(msg.data);
+      return encodeFrame(MsgType.RESULT, w.finish());
     case 'shutdown':
       return encodeFrame(MsgType.SHUTDOWN);
     case 'error':
@@ -302,6 +316,15 @@ function decodeBody(type: number, r: FieldReader): DsmMessage {
         code: r.string(),
         message: r.string(),
       };
+    case MsgType.RESULT:
+      return {
+        type: 'result',
+        kind: r.u8(),
+        ms: r.u64() / 1000,
+        total: r.u32(),
+        offset: r.u32(),
+        data: r.bytes32(),
+      };
     case MsgType.SHUTDOWN:
       return { type: 'shutdown' };
     case MsgType.ERROR:
@@ -389,6 +412,8 @@ function sizeHint(msg: DsmMessage): number {
       return msg.diffs.reduce((n, p) => n + 8 + p.data.length, 16 + (msg.ft ? msg.ft.time.length * 4 : 0));
     case 'page-req':
       return 8 + msg.pages.length * 4;
+    case 'result':
+      return 24 + msg.data.length;
     case 'lock-grant':
       return 4 + intervals(msg.intervals);
     case 'barrier-release':

@@ -2,7 +2,7 @@ import { createError, ErrorCodes, isLazarusError, type LazarusError } from '../w
 import { type Arrival, BarrierManager } from './barriers.ts';
 import { applyDiff, validateDiff } from './diff.ts';
 import type { LockSnapshot, ProtocolSnapshot } from './ft/checkpoint-codec.ts';
-import { type FtCore, STABLE_NODE } from './ft/core.ts';
+import type { FtCore } from './ft/core.ts';
 import { forEachPage, type Interval, IntervalLog, pageRuns } from './intervals.ts';
 import { LocalLocks, LockManager } from './locks.ts';
 import { MAX_BATCH_BYTES, type PageData, type ProtocolMessage, type PushOrder } from './messages.ts';
@@ -36,9 +36,8 @@ export interface Flush {
   readonly diffs: readonly PageData[];
 }
 
-/** Locks are numbered 0..MAX_LOCKS-1; manager of lock l is node l % nodes. */
+/** Locks are numbered 0..MAX_LOCKS-1; manager of lock l is node l % nodes (FT: the supervisor). */
 export const MAX_LOCKS = 1 << 20;
-const BARRIER_MANAGER = 0;
 
 export interface DsmProtocolOptions {
   readonly me: number;
@@ -85,6 +84,11 @@ export class DsmProtocol {
   readonly #requests = new Map<number, Request>();
   readonly #acquiring = new Map<number, Pending & { acq: number }>();
   readonly #ft: FtCore | undefined;
+  /**
+   * The barrier manager: node 0 without FT; with FT the supervisor (ft/core.ts), which also manages
+   * every lock, so that every compute node can fail without taking a manager's state with it.
+   */
+  readonly #manager: number;
   #barrier: PendingBarrier | undefined;
   #episode = 0;
   /** The vector time every node had after the last barrier; arrivals send what lies beyond it. */
@@ -99,6 +103,7 @@ export class DsmProtocol {
     this.#transport = options.transport;
     this.#hooks = options.hooks ?? {};
     this.#ft = options.ft;
+    this.#manager = options.ft ? options.ft.supervisor : 0;
     this.log = new IntervalLog(options.nodes);
     this.#barrierManager = new BarrierManager(options.nodes);
     this.#barrierTime = this.log.time();
@@ -250,7 +255,7 @@ export class DsmProtocol {
         intervals: this.log.since(this.#barrierTime),
         want: pageRuns(Uint32Array.from(wanted)),
       };
-      this.#send(BARRIER_MANAGER, this.#ft ? { ...arrive, ft: { ckpt: this.#ft.own } } : arrive);
+      this.#send(this.#manager, this.#ft ? { ...arrive, ft: { ckpt: this.#ft.own } } : arrive);
       publish({ node: this.me, event: 'arrive', episode });
     }
     this.#maybeCaughtUp();
@@ -276,7 +281,7 @@ export class DsmProtocol {
    * malformed for this node: page out of range or not homed here, bad diff, unexpected reply...
    */
   receive(from: number, msg: ProtocolMessage): void {
-    this.#checkNode(from);
+    this.#checkSender(from);
     if (from !== this.me) this.stats.messagesReceived++;
     const ft = this.#ft;
     if (ft && from !== this.me && this.#ftIntercept(ft, from, msg)) return;
@@ -303,7 +308,7 @@ export class DsmProtocol {
           seen.add(page);
         }
         this.#installPages(msg.pages);
-        if (ft && from !== STABLE_NODE) ft.keepReceived(from, msg);
+        if (ft) ft.keepReceived(from, msg);
         this.#requests.delete(msg.req);
         pending.resolve();
         return;
@@ -395,7 +400,7 @@ export class DsmProtocol {
         return;
       }
       case 'barrier-arrive': {
-        if (this.me !== BARRIER_MANAGER)
+        if (this.me !== this.#manager)
           throw createError(ErrorCodes.PROTOCOL, 'barrier arrival at a non-manager');
         this.#checkTime(msg.time);
         for (const iv of msg.intervals) this.#checkInterval(iv);
@@ -432,7 +437,7 @@ export class DsmProtocol {
       }
       case 'barrier-release': {
         const pending = this.#barrier;
-        if (from !== BARRIER_MANAGER || !pending || pending.episode !== msg.episode || pending.released) {
+        if (from !== this.#manager || !pending || pending.episode !== msg.episode || pending.released) {
           throw createError(ErrorCodes.PROTOCOL, `unexpected release of barrier ${msg.episode}`);
         }
         this.#onRelease(msg);
@@ -499,7 +504,7 @@ export class DsmProtocol {
     const ft = this.#ft;
     if (!ft?.replay)
       throw createError(ErrorCodes.PROTOCOL, 'logged messages for a node that is not recovering');
-    this.#checkNode(from);
+    this.#checkSender(from);
     if (msg.type === 'diffs') {
       if (!msg.ft) throw createError(ErrorCodes.PROTOCOL, 'logged diffs without an interval');
       for (const d of msg.diffs) {
@@ -602,8 +607,7 @@ export class DsmProtocol {
     }
     ft.counters.replayedAnswers++;
     this.#installPages(logged);
-    const home = this.pages.homes[batch[0]!]!;
-    if (home !== STABLE_NODE) ft.keepReceived(home, { type: 'page-reply', req, pages: logged });
+    ft.keepReceived(this.pages.homes[batch[0]!]!, { type: 'page-reply', req, pages: logged });
     return true;
   }
 
@@ -658,7 +662,7 @@ export class DsmProtocol {
   }
 
   #managerOf(lock: number): number {
-    return this.#ft ? STABLE_NODE : lock % this.nodes;
+    return this.#ft ? this.#manager : lock % this.nodes;
   }
 
   #diverged(what: string): LazarusError {
@@ -810,6 +814,12 @@ export class DsmProtocol {
         `vector time of ${time.length} entries for ${this.nodes} nodes`,
       );
     }
+  }
+
+  /** Messages come from compute nodes, and with FT from the supervisor (releases, forwards, grants). */
+  #checkSender(from: number): void {
+    if (this.#ft && from === this.#manager) return;
+    this.#checkNode(from);
   }
 
   #checkNode(node: number): void {

@@ -5,10 +5,11 @@ import { checkSecret } from './auth.ts';
 import { WorkerHost, type WorkerOutcome } from './bridge.ts';
 import { CheckpointStore } from './ft/checkpoint-store.ts';
 import { Checkpointer } from './ft/checkpointer.ts';
-import { FtCore, type FtSettings } from './ft/core.ts';
+import { FtCore, type FtSettings, supervisorOf } from './ft/core.ts';
 import { CrashPlan } from './ft/crash-plan.ts';
 import { CheckpointClock } from './ft/policy.ts';
 import { answerRecovery, RecoveryCollector } from './ft/recovery.ts';
+import { SupervisorRole } from './ft/supervisor.ts';
 import { Mesh } from './mesh.ts';
 import {
   type ControlMessage,
@@ -19,6 +20,7 @@ import {
 } from './messages.ts';
 import { DEFAULT_PAGE_SIZE, PageTable, planLayout } from './pages.ts';
 import { type DsmHooks, DsmProtocol } from './protocol.ts';
+import { ResultAssembler, resultChunks } from './result-transfer.ts';
 import { type DsmStats, dsmChannel, type FtStats, publish } from './stats.ts';
 
 const PROTOCOL_TYPES: ReadonlySet<string> = new Set([
@@ -215,11 +217,14 @@ export interface CoordinatorOptions {
   readonly host?: string;
   readonly port?: number;
   readonly advertiseHost?: string;
+  /** Protocol hooks of node 0 when it runs in this process (FT off; with FT node 0 is a child). */
   readonly hooks?: DsmHooks;
   readonly onProgress?: (event: ProgressEvent) => void;
   /**
-   * Fault tolerance: a lost node (connection closed, or silent for `failTimeoutMs`) no longer fails
-   * the run; `onNodeLost` is told (the launcher restarts it) and the node rejoins with its id.
+   * Fault tolerance: this process is the supervisor (coordinator, barrier and lock manager; no app)
+   * and every compute node 0..nodes-1 joins it. A lost node (connection closed, or silent for
+   * `failTimeoutMs`) no longer fails the run; `onNodeLost` is told (the launcher restarts it) and
+   * the node rejoins with its id.
    */
   readonly ft?: FtSettings & { readonly failTimeoutMs?: number };
   readonly onNodeLost?: (node: number) => void;
@@ -241,6 +246,8 @@ export interface ClusterRun {
   readonly computeMs: number;
   /** Per-node protocol statistics, index = node id. */
   readonly stats: readonly DsmStats[];
+  /** FT runs: the supervisor's (barrier and lock manager) statistics and log. */
+  readonly supervisor?: DsmStats;
 }
 
 export interface Coordinator {
@@ -251,8 +258,11 @@ export interface Coordinator {
 }
 
 /**
- * Node 0: takes joiners, hands out ids and the peer table, starts everyone together, gathers the
- * outcome, and shuts the cluster down. It is also a full DSM node (barrier manager, homes, locks).
+ * The coordinator: takes joiners, hands out ids and the peer table, starts everyone together,
+ * gathers the outcome, and shuts the cluster down. Without FT it is node 0, a full DSM node (barrier
+ * manager, homes, locks) whose app runs in this process; with FT it is the supervisor, mesh id
+ * `nodes`, which runs no app and manages barriers and locks (ft/supervisor.ts), and nodes 0..nodes-1
+ * all join it, so that any of them can fail.
  */
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
   const secret = checkSecret(options.secret);
@@ -268,6 +278,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const ftSettings = options.ft
     ? { dir: options.ft.dir, policy: options.ft.policy, gc: options.ft.gc }
     : undefined;
+  const supervised = ftSettings !== undefined;
+  /** Lowest id of a joining compute node; they are `nodes - first` processes. */
+  const first = supervised ? 0 : 1;
+  const joiners = nodes - first;
   const config: NodeConfig = {
     me: 0,
     nodes,
@@ -284,8 +298,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const ready = new Set<number>();
   const done = new Map<number, DsmStats>();
   let runtime: NodeRuntime | undefined;
+  let supervisor: SupervisorRole | undefined;
+  /** Node 0's outcome: from its worker here (FT off), or sent by node 0 in RESULT chunks (FT). */
   let own: WorkerOutcome | undefined;
-  let nextId = 1;
+  const result0 = new ResultAssembler();
+  let nextId = first;
   let finishing = false;
   let settle!: { resolve: (r: ClusterRun) => void; reject: (e: LazarusError) => void };
   const run = new Promise<ClusterRun>((resolve, reject) => {
@@ -303,28 +320,34 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     await runtime?.stop(err);
     runtime = undefined;
     await mesh.close();
-    if (err || !own || !stats) {
+    if (err || !own || (!supervised && !stats)) {
       settle.reject(err ?? createError(ErrorCodes.DSM_APP_FAILED, 'run ended without a result'));
       return;
     }
-    const all = [stats, ...Array.from({ length: nodes - 1 }, (_, i) => done.get(i + 1)!)];
-    settle.resolve({ result: own.result, computeMs: own.ms, stats: all });
+    const joined = Array.from({ length: joiners }, (_, i) => done.get(i + first)!);
+    const all = stats ? [stats, ...joined] : joined;
+    settle.resolve({
+      result: own.result,
+      computeMs: own.ms,
+      stats: all,
+      ...(supervisor ? { supervisor: supervisor.stats() } : {}),
+    });
   };
   const fail = (err: LazarusError) => void finish(err);
   const maybeGo = () => {
-    if (!runtime || ready.size < nodes - 1 || running) return;
+    if ((!runtime && !supervisor) || ready.size < joiners || running) return;
     running = true;
     progress({ kind: 'started' });
-    for (let p = 1; p < nodes; p++) trySend(mesh, p, { type: 'go' });
-    runtime.worker.go();
+    for (let p = first; p < nodes; p++) trySend(mesh, p, { type: 'go' });
+    runtime?.worker.go();
   };
   const maybeFinish = () => {
-    if (own && done.size === nodes - 1) void finish();
+    if (own && done.size === joiners) void finish();
   };
 
   const mesh: Mesh = new Mesh({
     secret,
-    me: 0,
+    me: supervised ? supervisorOf(nodes) : 0,
     ...(options.host ? { host: options.host } : {}),
     ...(options.port !== undefined ? { port: options.port } : {}),
     ...(options.advertiseHost ? { advertiseHost: options.advertiseHost } : {}),
@@ -334,8 +357,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     },
     replace: ftSettings !== undefined,
     onPeer: (node, hello) => {
-      if (node < 1 || node >= nodes) {
-        mesh.reject(node, createError(ErrorCodes.PROTOCOL, `node id ${node} outside 1..${nodes - 1}`));
+      if (node < first || node >= nodes) {
+        mesh.reject(node, createError(ErrorCodes.PROTOCOL, `node id ${node} outside ${first}..${nodes - 1}`));
         return;
       }
       lastHeard.set(node, performance.now());
@@ -368,21 +391,25 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       }
       peers.push(address);
       progress({ kind: 'joined', node, host: hello.host, port: hello.port });
-      if (peers.length < nodes - 1) return;
+      if (peers.length < joiners) return;
       const table = [...peers].sort((a, b) => a.node - b.node);
       for (const p of table) trySend(mesh, p.node, startFor(p, table));
     },
     onMessage: (from, msg) => {
       lastHeard.set(from, performance.now());
       if (isProtocolMessage(msg)) {
-        runtime?.receive(from, msg);
+        (runtime ?? supervisor)?.receive(from, msg);
         return;
       }
       switch (msg.type) {
         case 'ping':
           return;
         case 'recover-req':
-          runtime?.answerRecovery(from, msg);
+          (runtime ?? supervisor)?.answerRecovery(from, msg);
+          return;
+        case 'result':
+          if (!supervised || from !== 0) throw createError(ErrorCodes.PROTOCOL, `result from node ${from}`);
+          result0.add(msg);
           return;
         case 'ready':
           // After the start, READY from a node means a restarted node has caught up.
@@ -397,6 +424,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           if (!msg.ok) {
             fail(createError(codeFromWire(msg.code), `node ${from} failed: ${msg.message}`));
             return;
+          }
+          if (supervised && from === 0) {
+            own = result0.outcome();
+            if (!own) throw createError(ErrorCodes.PROTOCOL, 'node 0 done before its whole result');
           }
           done.set(from, parseStats(msg.stats));
           progress({ kind: 'node-done', node: from });
@@ -431,6 +462,17 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }
   const address = await mesh.listen();
   progress({ kind: 'listening', ...address });
+  if (ftSettings) {
+    const layout = planLayout(app.layout(params, nodes), pageSize, nodes);
+    supervisor = new SupervisorRole(
+      layout,
+      nodes,
+      ftSettings.gc,
+      (to, m) => trySend(mesh, to, m),
+      (node, err) => mesh.reject(node, err),
+    );
+    return { address, run, abort: fail };
+  }
   runtime = new NodeRuntime(config, app, mesh, options.hooks);
   const rt = runtime;
   rt.worker.loaded.then(maybeGo, () => {});
@@ -465,9 +507,10 @@ export interface JoinOptions {
 }
 
 /**
- * A non-coordinator node: joins node 0, learns its id and the peers, connects to the peers with
- * lower ids (higher ones connect to it), runs the app when told, and serves until shutdown.
- * Resolves with this node's id at a clean shutdown; rejects with a typed error otherwise.
+ * A compute node that joins the coordinator (node 0 without FT, the supervisor with FT), learns its
+ * id and the peers, connects to the peers with lower ids (higher ones connect to it), runs the app
+ * when told, and serves until shutdown. Resolves with this node's id at a clean shutdown; rejects
+ * with a typed error otherwise.
  */
 export async function joinCluster(options: JoinOptions): Promise<number> {
   const secret = checkSecret(options.secret);
@@ -475,7 +518,14 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
   let config: NodeConfig | undefined;
   let started = false;
   let stopping = false;
-  /** Once this node's app is done, only node 0 still matters: other peers may shut down first. */
+  /**
+   * The coordinator's id, learnt from its START (the only connection before START is the one to
+   * it): 0 without FT, the supervisor (`nodes`) with FT. Control messages come only from it.
+   */
+  let coordinator: number | undefined;
+  /** Connections this node needs before it is ready: every other node of the table, and the coordinator. */
+  let needed = Number.POSITIVE_INFINITY;
+  /** Once this node's app is done, only the coordinator still matters: other peers may shut down first. */
   let appDone = false;
   let collector: RecoveryCollector | undefined;
   let pinger: NodeJS.Timeout | undefined;
@@ -490,27 +540,39 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
     if (pinger) clearInterval(pinger);
     const rt = runtime;
     runtime = undefined;
-    if (err) trySend(mesh, 0, { type: 'done', ok: false, stats: '{}', code: err.code, message: err.message });
+    if (err && coordinator !== undefined)
+      trySend(mesh, coordinator, {
+        type: 'done',
+        ok: false,
+        stats: '{}',
+        code: err.code,
+        message: err.message,
+      });
     await rt?.stop(err);
     await mesh.close();
     if (err) settle.reject(err);
     else settle.resolve(mesh.me);
   };
   const maybeReady = () => {
-    if (!config || !runtime || started || mesh.peers().length < config.nodes - 1) return;
+    if (!config || !runtime || started || mesh.peers().length < needed) return;
     started = true;
     runtime.worker.loaded.then(
-      () => trySend(mesh, 0, { type: 'ready' }),
+      () => trySend(mesh, coordinator!, { type: 'ready' }),
       () => {},
     );
   };
   const onStart = async (msg: Extract<ControlMessage, { type: 'start' }>) => {
     if (config) throw createError(ErrorCodes.PROTOCOL, 'second start');
-    if (msg.node !== mesh.me || msg.nodes < 2 || msg.node >= msg.nodes) {
+    if (msg.node !== mesh.me || msg.node >= msg.nodes) {
       throw createError(ErrorCodes.PROTOCOL, `start for node ${msg.node} of ${msg.nodes}`);
     }
     const params = parseParams(msg.params);
     const ft = msg.ft === undefined ? undefined : parseFt(msg.ft);
+    if (coordinator !== (ft ? supervisorOf(msg.nodes) : 0)) {
+      throw createError(ErrorCodes.PROTOCOL, `start from node ${coordinator}, not the coordinator`);
+    }
+    if (msg.nodes < (ft ? 1 : 2)) throw createError(ErrorCodes.PROTOCOL, `start for ${msg.nodes} node(s)`);
+    needed = msg.peers.length;
     config = {
       me: msg.node,
       nodes: msg.nodes,
@@ -527,15 +589,18 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
     const app = await loadApp(msg.app);
     runtime = new NodeRuntime(config, app, mesh, options.hooks, options.rejoin === true);
     const rt = runtime;
+    const coord = coordinator;
     if (ft) {
-      pinger = setInterval(() => trySend(mesh, 0, { type: 'ping' }), PING_MS);
+      pinger = setInterval(() => trySend(mesh, coord, { type: 'ping' }), PING_MS);
       pinger.unref();
     }
     rt.worker.finished.then(
-      () => {
+      (outcome) => {
         appDone = true;
         rt.protocol.appDone();
-        trySend(mesh, 0, {
+        // Node 0 in another process than the coordinator (FT) sends it the result first.
+        if (mesh.me === 0 && coord !== 0) for (const m of resultChunks(outcome)) trySend(mesh, coord, m);
+        trySend(mesh, coord, {
           type: 'done',
           ok: true,
           stats: JSON.stringify(rt.stats()),
@@ -549,9 +614,9 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
       started = true;
       // Every peer lost its connection to the failed node: this one dials them all, then asks each
       // for what it logged for this node, and re-executes once all have answered.
-      const others = msg.peers.filter((p) => p.node !== msg.node && p.node > 0);
+      const others = msg.peers.filter((p) => p.node !== msg.node);
       for (const peer of others) if (!mesh.isConnected(peer.node)) await mesh.connect(peer.host, peer.port);
-      const all = [0, ...others.map((p) => p.node)];
+      const all = [coord, ...others.map((p) => p.node)];
       collector = new RecoveryCollector(all);
       const req = rt.recoveryRequest();
       for (const p of all) trySend(mesh, p, req);
@@ -559,15 +624,16 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
       collector = undefined;
       started = true;
       rt.protocol.startReplay();
-      rt.protocol.onCaughtUp = () => trySend(mesh, 0, { type: 'ready' });
+      rt.protocol.onCaughtUp = () => trySend(mesh, coord, { type: 'ready' });
       rt.worker.loaded.then(
         () => rt.worker.go(),
         () => {},
       );
       return;
     }
+    // The table lists the joined nodes only (never the coordinator, already connected).
     for (const peer of msg.peers) {
-      if (peer.node > 0 && peer.node < msg.node) await mesh.connect(peer.host, peer.port);
+      if (peer.node < msg.node) await mesh.connect(peer.host, peer.port);
     }
     maybeReady();
   };
@@ -605,7 +671,10 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
         default:
           break;
       }
-      if (from !== 0) throw createError(ErrorCodes.PROTOCOL, `control message ${msg.type} from node ${from}`);
+      // The first START names the coordinator (checked against the run's shape in onStart).
+      if (msg.type === 'start' && coordinator === undefined) coordinator = from;
+      if (from !== coordinator)
+        throw createError(ErrorCodes.PROTOCOL, `control message ${msg.type} from node ${from}`);
       switch (msg.type) {
         case 'start':
           onStart(msg).catch((err: unknown) => void stop(asLazarus(err)));
@@ -622,7 +691,7 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
     },
     onPeerLost: (node, err) => {
       // With FT a lost peer is restarted and comes back; only the coordinator is indispensable.
-      if (node === 0 || (!appDone && !config?.ft))
+      if (coordinator === undefined || node === coordinator || (!appDone && !config?.ft))
         void stop(createError(ErrorCodes.DSM_PEER_LOST, `node ${node} lost: ${err.message}`, err));
     },
   });

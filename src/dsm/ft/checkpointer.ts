@@ -9,7 +9,7 @@ import {
   encodeCheckpointParts,
 } from './checkpoint-codec.ts';
 import { CheckpointStore, type SegmentKey } from './checkpoint-store.ts';
-import { type FtCore, STABLE_NODE } from './core.ts';
+import type { FtCore } from './core.ts';
 import type { CrashPlan } from './crash-plan.ts';
 import type { CheckpointClock } from './policy.ts';
 import { CkptTable, neededBy } from './trimming.ts';
@@ -69,8 +69,7 @@ export class Checkpointer {
    * checkpoint is still being written, the next safe point takes this one instead.
    */
   async safePoint(app: number[]): Promise<void> {
-    // The stable node never restarts: its checkpoints would never be read.
-    if (this.#core.me === STABLE_NODE || !this.#clock.due()) return;
+    if (!this.#clock.due()) return;
     // Not while re-executing: logged forwards are still being taken out of order then.
     if (this.#core.replaying) {
       this.#clock.force();

@@ -18,10 +18,14 @@ export interface FtSettings {
 }
 
 /**
- * The node that never fails: it is the coordinator, the barrier manager and (with FT on) the manager
- * of every lock, so no recovery ever has to rebuild a manager's queue. See docs/ft-dsm.md (limits).
+ * With FT on, mesh id `nodes` (one past the last compute node) is the supervisor: the launcher's own
+ * process, which computes nothing and runs the coordinator, the barrier manager and the manager of
+ * every lock. It is the one component assumed not to fail (as a job scheduler is), so no recovery
+ * ever has to rebuild a manager's queue, and every compute node 0..nodes-1 can fail and recover.
  */
-export const STABLE_NODE = 0;
+export function supervisorOf(nodes: number): number {
+  return nodes;
+}
 
 /**
  * One node's fault-tolerance state, driven by the protocol (protocol.ts) at the points where it
@@ -31,6 +35,8 @@ export class FtCore {
   readonly me: number;
   readonly nodes: number;
   readonly gc: GcMode;
+  /** The supervisor's mesh id (it never re-executes: nothing sent to it is logged). */
+  readonly supervisor: number;
   readonly log: SenderLog;
   table: CkptTable;
   /** Lock requests this node has made (its acquisitions, numbered from 1). */
@@ -94,6 +100,7 @@ export class FtCore {
     this.me = me;
     this.nodes = nodes;
     this.gc = gc;
+    this.supervisor = supervisorOf(nodes);
     this.log = new SenderLog(nodes);
     this.table = new CkptTable(nodes);
     this.applied = new Uint32Array(nodes);
@@ -182,8 +189,8 @@ export class FtCore {
     for (const r of reqs) set.add(r);
   }
 
-  /** Messages to the stable node are never needed again (it never re-executes): not logged. */
+  /** Messages to the supervisor are never needed again (it never re-executes): not logged. */
   shouldLog(to: number): boolean {
-    return to !== STABLE_NODE && to !== this.me;
+    return to !== this.supervisor && to !== this.me;
   }
 }
