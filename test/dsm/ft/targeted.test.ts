@@ -1,28 +1,39 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { ProgressEvent } from '../../../src/dsm/runtime.ts';
 import { assertRecovered, runFt, SMALL } from './helpers.ts';
 
 /**
  * Failures at the worst moments, each a real SIGKILL the node gives itself at a precise point, and
- * repeated failures of nodes that have already recovered once.
+ * repeated failures of nodes that have already recovered once. Each moment is tried on node 0 too:
+ * with FT it is a compute node like the others (the supervisor runs the managers).
  */
 describe('FT: targeted failures', () => {
-  test('during a checkpoint (data written and synced, not yet renamed): restarts from the one before', async () => {
-    // lu on 4 nodes, node 2 checkpoints at every 2nd safe point: its 2nd checkpoint is torn.
-    const r = await runFt('lu', 4, { crash: { node: 2, at: 'checkpoint:2' } });
-    assertRecovered(r, 2);
-  });
+  for (const node of [2, 0]) {
+    test(`node ${node} during a checkpoint (data written and synced, not yet renamed): restarts from the one before`, async () => {
+      // lu on 4 nodes, a checkpoint at every 2nd safe point: the node's 2nd checkpoint is torn.
+      const r = await runFt('lu', 4, { crash: { node, at: 'checkpoint:2' } });
+      assertRecovered(r, node);
+    });
+  }
 
-  test('during a barrier (arrived, not yet released): the others wait for it', async () => {
-    const r = await runFt('radix', 4, { crash: { node: 3, at: 'arrive:5' } });
-    assertRecovered(r, 3);
-  });
+  for (const node of [3, 0]) {
+    test(`node ${node} during a barrier (arrived, not yet released): the others wait for it`, async () => {
+      const r = await runFt('radix', 4, { crash: { node, at: 'arrive:5' } });
+      assertRecovered(r, node);
+    });
+  }
 
-  test('while holding a lock: the token is rebuilt by re-execution, no update is lost', async () => {
-    const r = await runFt('water', 4, { crash: { node: 2, at: 'lock:7' } });
-    assertRecovered(r, 2);
-    assert.ok((r.run.run.stats[2]!.ft?.replayedAnswers ?? 0) > 0, 'lock grants should have been replayed');
-  });
+  for (const node of [2, 0]) {
+    test(`node ${node} while holding a lock: the token is rebuilt by re-execution, no update is lost`, async () => {
+      const r = await runFt('water', 4, { crash: { node, at: 'lock:7' } });
+      assertRecovered(r, node);
+      assert.ok(
+        (r.run.run.stats[node]!.ft?.replayedAnswers ?? 0) > 0,
+        'lock grants should have been replayed',
+      );
+    });
+  }
 
   test('while home of pages others fetch: they wait, then get the rebuilt pages', async () => {
     // matmul: every node reads all of B, homed in blocks; node 1 dies right after serving some.
@@ -30,27 +41,45 @@ describe('FT: targeted failures', () => {
     assertRecovered(r, 1);
   });
 
-  test('a node that fails again after it has rejoined, and then another node', async () => {
-    // sor on 4 nodes: node 1 dies at a barrier; once it has caught up it is killed again, and
-    // once it has caught up again node 3 is killed (it depends on replies node 1 served it before
-    // its second failure: node 1 got them back from node 3 when it recovered).
+  test('node 0 while home of every page (water): all fetches and diffs wait for its rebuilt pages', async () => {
+    // With SMALL params every water region is homed at node 0: every lock holder fetches from it.
+    const r = await runFt('water', 4, { crash: { node: 0, at: 'serve:6' } });
+    assertRecovered(r, 0);
+  });
+
+  /** sor on 4 nodes, killed in turn: each kill once the previous failure has been recovered. */
+  async function killInTurn(first: { node: number; at: string }, then: number[]) {
     let kill!: (node: number) => void;
     let recoveries = 0;
     const r = await runFt(
       'sor',
       4,
-      { crash: { node: 1, at: 'arrive:3' }, killer: (k) => (kill = k) },
+      { crash: first, killer: (k) => (kill = k) },
       { ...SMALL.sor!, iters: 200 },
-      (e) => {
+      (e: ProgressEvent) => {
         if (e.kind !== 'recovered') return;
-        recoveries++;
-        if (recoveries === 1) kill(1);
-        else if (recoveries === 2) kill(3);
+        const next = then[recoveries++];
+        if (next !== undefined) kill(next);
       },
     );
     assert.ok(r.run.check.ok, `result differs: ${r.run.check.detail}`);
     const lost = r.events.filter((e) => e.kind === 'node-lost').map((e) => ('node' in e ? e.node : -1));
-    assert.deepEqual(lost, [1, 1, 3], 'node 1 twice, then node 3');
-    assert.equal(r.events.filter((e) => e.kind === 'recovered').length, 3, 'three recoveries');
+    assert.deepEqual(lost, [first.node, ...then], 'nodes lost in the planned order');
+    assert.equal(
+      r.events.filter((e) => e.kind === 'recovered').length,
+      then.length + 1,
+      'every failure recovered',
+    );
+  }
+
+  test('a node that fails again after it has rejoined, and then another node', async () => {
+    // Node 1 dies at a barrier; once it has caught up it is killed again, and once it has caught up
+    // again node 3 is killed (it depends on replies node 1 served it before its second failure:
+    // node 1 got them back from node 3 when it recovered).
+    await killInTurn({ node: 1, at: 'arrive:3' }, [1, 3]);
+  });
+
+  test('node 0 fails three times (each after it has caught up), then node 2, then node 0 again', async () => {
+    await killInTurn({ node: 0, at: 'arrive:3' }, [0, 0, 2, 0]);
   });
 });
