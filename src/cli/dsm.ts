@@ -41,8 +41,7 @@ function killAt(
   previous: { node: number; atMs: number }[] = [],
 ): { node: number; atMs: number }[] {
   const m = /^(\d+):(\d+(?:\.\d+)?)$/.exec(value);
-  if (!m || Number(m[1]) < 1)
-    throw new InvalidArgumentError('expected <node>:<seconds>, node >= 1 (node 0 cannot fail)');
+  if (!m) throw new InvalidArgumentError('expected <node>:<seconds>');
   return [...previous, { node: Number(m[1]), atMs: Math.round(Number(m[2]) * 1000) }];
 }
 
@@ -80,19 +79,30 @@ export function registerDsmCommand(program: Command): void {
 
   dsm
     .command('run')
-    .description('run an app on N nodes (this process is node 0) and check it against the sequential program')
+    .description(
+      'run an app on N nodes (this process is node 0, or with --ft the supervisor) and check it against the sequential program',
+    )
     .argument('<app>', `${Object.keys(BUILTIN_APPS).join(' | ')}, or a module path exporting \`app\``)
     .requiredOption('-n, --nodes <n>', 'number of nodes', positive(256))
     .option('-s, --size <n>', "problem size (the app's main dimension)", positive(1 << 30))
     .option('-p, --param <name=value>', 'set an app parameter (repeatable)', param)
     .option('--page-size <bytes>', 'DSM page size', positive(65536), DEFAULT_PAGE_SIZE)
-    .option('--listen <host:port>', 'where node 0 listens (default 127.0.0.1, any port)', address(true))
-    .option('--advertise <host>', 'address the other nodes use to reach node 0')
-    .option('--local <n>', 'node processes to start on this host (default nodes-1; the rest join)', (v) =>
-      v === '0' ? 0 : positive(255)(v),
+    .option(
+      '--listen <host:port>',
+      'where this process (the coordinator) listens (default 127.0.0.1, any port)',
+      address(true),
+    )
+    .option('--advertise <host>', 'address the other nodes use to reach this process')
+    .option(
+      '--local <n>',
+      'node processes to start on this host (default nodes-1, or nodes with --ft; the rest join)',
+      (v) => (v === '0' ? 0 : positive(256)(v)),
     )
     .option('--json', 'print the summary as JSON')
-    .option('--ft', 'fault tolerance: checkpoints, logging; a failed local node is restarted and recovers')
+    .option(
+      '--ft',
+      'fault tolerance: this process supervises (no app), every node is a child that checkpoints, logs, and is restarted and recovers when it fails',
+    )
     .option(
       '--kill-at <node:seconds>',
       'with --ft: SIGKILL that node this long after the start (repeatable)',
@@ -115,8 +125,14 @@ export function registerDsmCommand(program: Command): void {
             throw new InvalidArgumentError(`--kill-at: no node ${k.node} of ${flags.nodes}`);
         }
         const params: DsmParams = { ...app.params(flags.size), ...flags.param };
-        const local = flags.local ?? flags.nodes - 1;
-        const remote = flags.nodes - 1 - local;
+        // With --ft this process is the supervisor: node 0 is a child process too.
+        const children = flags.ft ? flags.nodes : flags.nodes - 1;
+        const local = flags.local ?? children;
+        if (local > children)
+          throw new InvalidArgumentError(
+            `--local: at most ${children} node process(es) for ${flags.nodes} node(s)`,
+          );
+        const remote = children - local;
         const secret = process.env[SECRET_ENV] ?? newSecret();
         const started = performance.now();
         let startedAt: number | undefined;
@@ -174,7 +190,7 @@ export function registerDsmCommand(program: Command): void {
   dsm
     .command('node')
     .description(`join a cluster as one node (the cluster secret comes from $${SECRET_ENV})`)
-    .requiredOption('--join <host:port>', 'address of node 0', address(false))
+    .requiredOption('--join <host:port>', 'address of the coordinator (dsm run)', address(false))
     .option(
       '--listen <host:port>',
       'where this node listens for its peers (default 127.0.0.1, any port)',
@@ -235,6 +251,7 @@ function summaryJson(r: AppRun, wallMs: number) {
     check: r.check,
     totals: totals(r),
     perNode: r.run.stats,
+    ...(r.run.supervisor ? { supervisor: r.run.supervisor } : {}),
   };
 }
 
@@ -264,6 +281,12 @@ function summaryText(r: AppRun, wallMs: number): string {
         `  ${String(i).padStart(4)}  ${String(f.checkpoints).padStart(5)}  ${(f.checkpointBytes / 1024).toFixed(1).padStart(7)}  ${String(f.retainedCheckpoints).padStart(4)}  ${String(f.retainedLogEntries).padStart(10)}  ${(f.retainedLogBytes / 1024).toFixed(1).padStart(6)}  ${String(f.recoveries).padStart(10)}  ${String(f.replayedAnswers).padStart(8)}  ${String(f.dupsDropped).padStart(11)}`,
       );
     });
+    const sup = r.run.supervisor?.ft;
+    // The supervisor (barrier and lock manager) never checkpoints or recovers: only its log counts.
+    if (sup)
+      lines.push(
+        `  sup.  ${'-'.padStart(5)}  ${'-'.padStart(7)}  ${'-'.padStart(4)}  ${String(sup.retainedLogEntries).padStart(10)}  ${(sup.retainedLogBytes / 1024).toFixed(1).padStart(6)}  ${'-'.padStart(10)}  ${'-'.padStart(8)}  ${String(sup.dupsDropped).padStart(11)}`,
+      );
   }
   return `${lines.join('\n')}\n`;
 }

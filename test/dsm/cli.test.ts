@@ -71,7 +71,7 @@ describe('lazarus dsm (CLI)', () => {
     assert.equal(JSON.parse(r.stdout).check.ok, true);
   });
 
-  test('dsm run --ft --kill-at shows the failure and the recovery live, and checks the result', async () => {
+  test('dsm run --ft --kill-at 0:<s> (node 0 too: the supervisor runs the managers) shows the failure and the recovery live, and checks the result', async () => {
     // lu of 512 computes for well over the 0.1 s before the kill (checkpoints every 100 ms).
     const r = await outcome(
       lazarus([
@@ -88,19 +88,20 @@ describe('lazarus dsm (CLI)', () => {
         '--ckpt-every',
         '100',
         '--kill-at',
-        '2:0.1',
+        '0:0.1',
         '--json',
       ]),
     );
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /node 2 will be killed at \+0\.10s/);
-    assert.match(r.stderr, /node 2 LOST/);
-    assert.match(r.stderr, /node 2 restarted \(pid \d+\)/);
-    assert.match(r.stderr, /node 2 rejoined/);
-    assert.match(r.stderr, /node 2 caught up/);
+    assert.match(r.stderr, /node 0 will be killed at \+0\.10s/);
+    assert.match(r.stderr, /node 0 LOST/);
+    assert.match(r.stderr, /node 0 restarted \(pid \d+\)/);
+    assert.match(r.stderr, /node 0 rejoined/);
+    assert.match(r.stderr, /node 0 caught up/);
     const summary = JSON.parse(r.stdout);
     assert.equal(summary.check.ok, true, summary.check.detail);
-    assert.equal(summary.perNode[2].ft.recoveries, 1, 'node 2 ran as a recovery');
+    assert.equal(summary.perNode[0].ft.recoveries, 1, 'node 0 ran as a recovery');
+    assert.ok(summary.supervisor?.ft, 'the supervisor reports its log');
     const bad = await outcome(lazarus(['dsm', 'run', 'lu', '--nodes', '2', '--kill-at', '1:1']));
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /--kill-at needs --ft/);
