@@ -5,7 +5,8 @@ import { checkExact, type DsmApp, type DsmParams, seededRandom } from '../app.ts
  * rows: row block r (bs rows) belongs to node r % nodes (cyclic, for balance) and is homed there.
  * Step kb: the owner of block kb finishes it (elimination inside the block), barrier, then every
  * node eliminates block kb's pivots from its later blocks. Each element sees the same operations in
- * the same order as the sequential right-looking loop: bitwise equal.
+ * the same order as in the plain right-looking loop (pivot k before k + 1): bitwise equal. The
+ * sequential program runs the same blocked loop on one thread, so the two share their kernel.
  */
 
 function init(a: Float64Array, n: number, lo: number, hi: number, seed: number): void {
@@ -75,18 +76,16 @@ export const lu: DsmApp = {
     }
   },
   result: (ctx) => ctx.gather(ctx.f64('a')),
-  sequential({ n, seed }) {
+  sequential({ n, bs, seed }) {
     const size = n!;
+    const block = bs!;
     const a = new Float64Array(size * size);
     init(a, size, 0, size, seed!);
-    for (let k = 0; k < size; k++) {
-      const rk = k * size;
-      for (let i = k + 1; i < size; i++) {
-        const ri = i * size;
-        const l = a[ri + k]! / a[rk + k]!;
-        a[ri + k] = l;
-        for (let j = k + 1; j < size; j++) a[ri + j] = a[ri + j]! - l * a[rk + j]!;
-      }
+    // The DSM's loop on one node, without the DSM (the same kernel, so the comparison times the DSM).
+    for (let k0 = 0; k0 < size; k0 += block) {
+      const k1 = Math.min(size, k0 + block);
+      for (let i = k0 + 1; i < k1; i++) eliminate(a, size, i, k0, i);
+      for (let i = k1; i < size; i++) eliminate(a, size, i, k0, k1);
     }
     return a;
   },
