@@ -1,5 +1,11 @@
 import type { Socket } from 'node:net';
-import { createError, ErrorCodes, isLazarusError, type LazarusError } from '../wire/errors.ts';
+import {
+  createError,
+  ErrorCodes,
+  isLazarusError,
+  type LazarusError,
+  peerEventError,
+} from '../wire/errors.ts';
 import { FrameDecoder, type FrameSink } from '../wire/frame-decoder.ts';
 import { DATA_PREFIX_SIZE, decode, encode, FrameType, sessionDecoderOptions } from './protocol.ts';
 import { keepaliveTicker } from './ticker.ts';
@@ -89,7 +95,7 @@ export class Connection implements FrameSink {
     socket.on('end', () => this.#onSocketEnd());
     socket.on('error', (err) => this.close(err));
     socket.on('close', () => {
-      if (!this.#closed) this.close(createError(ErrorCodes.PROTOCOL, 'connection closed'));
+      if (!this.#closed) this.close(peerEventError(ErrorCodes.PROTOCOL, 'connection closed'));
     });
   }
 
@@ -205,7 +211,7 @@ export class Connection implements FrameSink {
     if (this.#closed) return;
     try {
       this.#decoder.end();
-      this.close(createError(ErrorCodes.PROTOCOL, 'connection ended by peer'));
+      this.close(peerEventError(ErrorCodes.PROTOCOL, 'connection ended by peer'));
     } catch (err) {
       if (!isLazarusError(err)) throw err;
       this.close(err);

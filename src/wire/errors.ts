@@ -89,6 +89,21 @@ export function createError(code: ErrorCode, message: string, cause?: unknown): 
   return cause === undefined ? new LazarusError(code, message) : new LazarusError(code, message, { cause });
 }
 
+/**
+ * A LazarusError without a stack trace, for what a peer did rather than a fault of this process (its
+ * connection ended): those happen per connection, the trace would only show an event callback, and
+ * capturing it costs more than the rest of the close.
+ */
+export function peerEventError(code: ErrorCode, message: string): LazarusError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new LazarusError(code, message);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 export function isLazarusError(err: unknown): err is LazarusError {
   return err instanceof LazarusError;
 }

@@ -8,6 +8,7 @@ import {
   ErrorCodes,
   isLazarusError,
   LazarusError,
+  peerEventError,
 } from '../../src/wire/errors.ts';
 
 const CODES = Object.values(ErrorCodes) as ErrorCode[];
@@ -59,6 +60,17 @@ describe('errors', () => {
     );
     const inner = new Error('inner');
     assert.equal(createError(ErrorCodes.PROTOCOL, 'outer', inner).cause, inner);
+  });
+
+  test('peerEventError is a LazarusError without a stack frame, and leaves stack traces on', () => {
+    const limit = Error.stackTraceLimit;
+    const err = peerEventError(ErrorCodes.PROTOCOL, 'connection ended by peer');
+    assert.ok(err instanceof LazarusError, 'a LazarusError');
+    assert.equal(err.code, ErrorCodes.PROTOCOL);
+    assert.equal(err.message, 'connection ended by peer');
+    assert.doesNotMatch(err.stack ?? '', /\n\s+at /, 'no stack frames');
+    assert.equal(Error.stackTraceLimit, limit, 'the stack trace limit is restored');
+    assert.match(createError(ErrorCodes.PROTOCOL, 'x').stack ?? '', /\n\s+at /, 'others keep theirs');
   });
 
   test('isLazarusError is true only for LazarusErrors', () => {
