@@ -25,8 +25,9 @@ import { median, round } from './lib/stats.ts';
  * 3. Recovery: lu on 3 nodes, node 2 SIGKILLed mid-run: time to detect, to restart and restore, to
  *    re-execute to the point of failure, against the failure-free run of the same job.
  *
- *   tsx bench/dsm-ft.ts [--runs 5] [--apps sor,lu] [--scale 1] [--quick]
- *   (--quick: 5 pairs at scale 0.5, no 250 ms variant, shorter recovery-state run)
+ *   tsx bench/dsm-ft.ts [--runs 5] [--apps sor,lu] [--scale 1] [--quick] [--only overhead]
+ *   (--quick: 5 pairs at scale 0.5, no 250 ms variant, shorter recovery-state run;
+ *   --only: a comma list of overhead, retention, recovery, the parts to run)
  */
 
 const { values } = parseArgs({
@@ -35,8 +36,10 @@ const { values } = parseArgs({
     apps: { type: 'string', default: 'sor,matmul,lu,water,radix' },
     scale: { type: 'string', default: '1' },
     quick: { type: 'boolean', default: false },
+    only: { type: 'string', default: 'overhead,retention,recovery' },
   },
 });
+const parts = new Set(values.only.split(','));
 // Quick still takes several pairs: one pair of runs of 50-100 ms is +-30% noise on a shared machine.
 const runs = values.quick ? 5 : Number(values.runs);
 const scale = values.quick ? 0.5 : Number(values.scale);
@@ -78,7 +81,7 @@ const FT_DEFAULT: FtOptions = { gc: 'llt+cgc' };
 const FT_250: FtOptions = { policy: { intervalMs: 250 }, gc: 'llt+cgc' };
 const overhead: Record<string, Record<string, unknown>> = {};
 const rows: (string | number)[][] = [];
-for (const app of values.apps.split(',').filter((a) => a in SIZES)) {
+for (const app of values.apps.split(',').filter((a) => a in SIZES && parts.has('overhead'))) {
   const params = SIZES[app]!(scale);
   const { result: expected } = await runSequential(app, params);
   const off: number[] = [];
@@ -150,29 +153,31 @@ for (const app of values.apps.split(',').filter((a) => a in SIZES)) {
   ]);
   console.error(`[bench dsm-ft] overhead ${app} done`);
 }
-console.log(
-  "\nFailure-free overhead, 2 nodes, compute ms on node 0, medians (FT: LLT + CGC; checkpoint policy: 1 s, or 250 ms; ratio: median of the interleaved pairs' ratios):",
-);
-console.log(
-  textTable(
-    [
-      'app',
-      'params',
-      'off',
-      'on 1s',
-      'ratio',
-      'on 250ms',
-      'ratio',
-      'ckpts n1',
-      'ckpt B',
-      'ckpt ms',
-      'app waits ms',
-      'checked',
-    ],
-    rows,
-  ),
-);
-console.log('target: ratio (checkpoint every 1 s) <= 1.10');
+if (parts.has('overhead')) {
+  console.log(
+    "\nFailure-free overhead, 2 nodes, compute ms on node 0, medians (FT: LLT + CGC; checkpoint policy: 1 s, or 250 ms; ratio: median of the interleaved pairs' ratios):",
+  );
+  console.log(
+    textTable(
+      [
+        'app',
+        'params',
+        'off',
+        'on 1s',
+        'ratio',
+        'on 250ms',
+        'ratio',
+        'ckpts n1',
+        'ckpt B',
+        'ckpt ms',
+        'app waits ms',
+        'checked',
+      ],
+      rows,
+    ),
+  );
+  console.log('target: ratio (checkpoint every 1 s) <= 1.10');
+}
 
 // 2. Recovery state over time.
 const gcModes: GcMode[] = ['none', 'llt', 'llt+cgc'];
@@ -180,7 +185,7 @@ const waterParams = { m: values.quick ? 64 : 256, steps: values.quick ? 20 : 60,
 const retention: Record<string, Record<string, unknown>> = {};
 const series: Record<string, FtStats['series'][]> = {};
 const retRows: (string | number)[][] = [];
-for (const gc of gcModes) {
+for (const gc of parts.has('retention') ? gcModes : []) {
   const r = await timed('water', waterParams, 3, { gc, policy: { everySafePoints: 2 } });
   const ft = r.run.stats.map((s) => s.ft!);
   series[gc] = ft.map((f) => f.series);
@@ -228,79 +233,22 @@ for (const gc of gcModes) {
   }
   console.error(`[bench dsm-ft] retention ${gc} done`);
 }
-console.log(
-  `\nRecovery state, water ${JSON.stringify(waterParams)} on 3 nodes, checkpoint every 2nd safe point:`,
-);
-console.log(
-  textTable(
-    ['gc', 'node', 'log entries', 'log B', 'max log B', 'ckpts', 'ckpts kept', 'ckpt files B'],
-    retRows,
-  ),
-);
-writeFileSync(new URL('./dsm-ft-log.svg', import.meta.url), plot(series));
-console.log('plot: bench/dsm-ft-log.svg');
+if (parts.has('retention')) {
+  console.log(
+    `\nRecovery state, water ${JSON.stringify(waterParams)} on 3 nodes, checkpoint every 2nd safe point:`,
+  );
+  console.log(
+    textTable(
+      ['gc', 'node', 'log entries', 'log B', 'max log B', 'ckpts', 'ckpts kept', 'ckpt files B'],
+      retRows,
+    ),
+  );
+  writeFileSync(new URL('./dsm-ft-log.svg', import.meta.url), plot(series));
+  console.log('plot: bench/dsm-ft-log.svg');
+}
 
 // 3. Recovery.
-const luParams = { n: values.quick ? 256 : 512, bs: 16, seed: 7 };
-const base = await timed('lu', luParams, 3, { policy: { everySafePoints: 4 } });
-const killAt = Math.max(20, Math.round(base.run.computeMs * 0.6));
-const failed = await timed('lu', luParams, 3, {
-  policy: { everySafePoints: 4 },
-  kills: [{ node: 2, atMs: killAt }],
-});
-const at = (kind: ProgressEvent['kind']) => failed.events.find((x) => x.e.kind === kind)?.at;
-const lostAt = at('node-lost');
-const restartedAt = at('restarted');
-const rejoinedAt = at('rejoined');
-const recoveredAt = at('recovered');
-const n2 = failed.run.stats[2]!.ft!;
-const recovery = {
-  params: luParams,
-  kill_at_ms: killAt,
-  ok:
-    failed.run.result !== undefined &&
-    BUILTIN_APPS.lu!.check(failed.run.result, (await runSequential('lu', luParams)).result).ok,
-  detect_ms: lostAt !== undefined ? round(lostAt - killAt, 1) : -1,
-  restart_ms: restartedAt !== undefined && rejoinedAt !== undefined ? round(rejoinedAt - restartedAt, 1) : -1,
-  reexecute_ms:
-    rejoinedAt !== undefined && recoveredAt !== undefined ? round(recoveredAt - rejoinedAt, 1) : -1,
-  replayed_answers: n2.replayedAnswers,
-  total_ms_failure_free: round(base.run.computeMs, 1),
-  total_ms_one_failure: round(failed.run.computeMs, 1),
-  one_failure_over_free: round(failed.run.computeMs / base.run.computeMs, 2),
-};
-console.log(
-  `\nRecovery, lu ${JSON.stringify(luParams)} on 3 nodes, node 2 SIGKILLed ${killAt} ms into the run:`,
-);
-console.log(
-  textTable(
-    [
-      'detect ms',
-      'restart+rejoin ms',
-      're-execute ms',
-      'replayed',
-      'free ms',
-      'one failure ms',
-      'ratio',
-      'checked',
-    ],
-    [
-      [
-        recovery.detect_ms,
-        recovery.restart_ms,
-        recovery.reexecute_ms,
-        recovery.replayed_answers,
-        recovery.total_ms_failure_free,
-        recovery.total_ms_one_failure,
-        recovery.one_failure_over_free,
-        recovery.ok ? 'yes' : 'NO',
-      ],
-    ],
-  ),
-);
-console.log(
-  '(work lost = what node 2 did since its last checkpoint, redone in "re-execute"; restart includes process and worker start-up)',
-);
+const recovery = parts.has('recovery') ? await recoveryPart() : null;
 
 emitResult({
   bench: 'dsm-ft',
@@ -311,6 +259,71 @@ emitResult({
   retention,
   recovery,
 });
+
+async function recoveryPart() {
+  const luParams = { n: values.quick ? 256 : 512, bs: 16, seed: 7 };
+  const base = await timed('lu', luParams, 3, { policy: { everySafePoints: 4 } });
+  const killAt = Math.max(20, Math.round(base.run.computeMs * 0.6));
+  const failed = await timed('lu', luParams, 3, {
+    policy: { everySafePoints: 4 },
+    kills: [{ node: 2, atMs: killAt }],
+  });
+  const at = (kind: ProgressEvent['kind']) => failed.events.find((x) => x.e.kind === kind)?.at;
+  const lostAt = at('node-lost');
+  const restartedAt = at('restarted');
+  const rejoinedAt = at('rejoined');
+  const recoveredAt = at('recovered');
+  const n2 = failed.run.stats[2]!.ft!;
+  const recovery = {
+    params: luParams,
+    kill_at_ms: killAt,
+    ok:
+      failed.run.result !== undefined &&
+      BUILTIN_APPS.lu!.check(failed.run.result, (await runSequential('lu', luParams)).result).ok,
+    detect_ms: lostAt !== undefined ? round(lostAt - killAt, 1) : -1,
+    restart_ms:
+      restartedAt !== undefined && rejoinedAt !== undefined ? round(rejoinedAt - restartedAt, 1) : -1,
+    reexecute_ms:
+      rejoinedAt !== undefined && recoveredAt !== undefined ? round(recoveredAt - rejoinedAt, 1) : -1,
+    replayed_answers: n2.replayedAnswers,
+    total_ms_failure_free: round(base.run.computeMs, 1),
+    total_ms_one_failure: round(failed.run.computeMs, 1),
+    one_failure_over_free: round(failed.run.computeMs / base.run.computeMs, 2),
+  };
+  console.log(
+    `\nRecovery, lu ${JSON.stringify(luParams)} on 3 nodes, node 2 SIGKILLed ${killAt} ms into the run:`,
+  );
+  console.log(
+    textTable(
+      [
+        'detect ms',
+        'restart+rejoin ms',
+        're-execute ms',
+        'replayed',
+        'free ms',
+        'one failure ms',
+        'ratio',
+        'checked',
+      ],
+      [
+        [
+          recovery.detect_ms,
+          recovery.restart_ms,
+          recovery.reexecute_ms,
+          recovery.replayed_answers,
+          recovery.total_ms_failure_free,
+          recovery.total_ms_one_failure,
+          recovery.one_failure_over_free,
+          recovery.ok ? 'yes' : 'NO',
+        ],
+      ],
+    ),
+  );
+  console.log(
+    '(work lost = what node 2 did since its last checkpoint, redone in "re-execute"; restart includes process and worker start-up)',
+  );
+  return recovery;
+}
 
 /** Retained log bytes over time per node and GC mode, as a hand-written SVG line chart. */
 function plot(data: Record<string, FtStats['series'][]>): string {
