@@ -1,4 +1,5 @@
 import type { MigrationDecision, MigrationPolicy, PolicyView } from '../session/migration.ts';
+import { positive } from '../session/options.ts';
 import { AdviceKind } from '../session/protocol.ts';
 
 /**
@@ -68,6 +69,11 @@ export interface DegradationOptions {
   readonly alpha?: number;
 }
 
+export interface RttOptions extends DegradationOptions {
+  /** Sample the RTT (a ping) this often, busy or not. Default 2000 ms. */
+  readonly sampleEvery?: number;
+}
+
 /**
  * Tracks an EWMA baseline and a fast-moving current value; reports degradation when `worse(current,
  * baseline)` holds continuously for `sustain` ms. The baseline stops learning while degraded, so a
@@ -114,11 +120,12 @@ class Degradation {
 }
 
 /** Moves when the round-trip time rises well above the session's own baseline. Default factor 3. */
-export function rttDegraded(options: DegradationOptions = {}): MigrationPolicy {
+export function rttDegraded(options: RttOptions = {}): MigrationPolicy {
   const d = new Degradation(options, 3);
   let lastRtt: number | undefined;
   return {
     name: 'rtt',
+    rttSampleEvery: positive('sampleEvery', options.sampleEvery, 2000),
     check(view: PolicyView): MigrationDecision | undefined {
       if (view.rtt === undefined || view.rtt === lastRtt) return undefined;
       lastRtt = view.rtt;

@@ -7,7 +7,7 @@ import { channels } from './diagnostics.ts';
 import type { MigrationDecision, MigrationPolicy, PolicyView } from './migration.ts';
 import { type CommonOptions, type ResolvedCommon, resolveCommon } from './options.ts';
 import { decode, encode, FrameType, type MemberAddress, type Opened } from './protocol.ts';
-import { SessionStream } from './session-stream.ts';
+import { SessionStream, type SessionTuning } from './session-stream.ts';
 import { keepaliveTicker } from './ticker.ts';
 
 export interface ConnectOptions extends CommonOptions {
@@ -139,7 +139,7 @@ export class ClientSession extends SessionStream {
 
   constructor(options: ConnectOptions) {
     const common = resolveCommon(options);
-    super(common.tuning);
+    super(clientTuning(common.tuning, options.policies ?? []));
     if (!Number.isInteger(options.port) || options.port <= 0 || options.port > 65535) {
       throw createError(
         ErrorCodes.INVALID_ARGUMENT,
@@ -652,6 +652,17 @@ export class ClientSession extends SessionStream {
  * Opens a migratory session to a lazarus server. Returns at once, like net.connect; 'connect' fires
  * when the session is open. Writes before that are kept and sent on open.
  */
+/** A client whose policies read the RTT pings on a fixed period, the shortest any of them asks for. */
+function clientTuning(tuning: SessionTuning, policies: readonly MigrationPolicy[]): SessionTuning {
+  const every = Math.min(...policies.map((p) => p.rttSampleEvery ?? Number.POSITIVE_INFINITY));
+  if (!Number.isFinite(every)) return tuning;
+  const keepalive = tuning.keepalive;
+  return {
+    ...tuning,
+    keepalive: { ...keepalive, interval: Math.min(keepalive.interval, every), quietFor: 0 },
+  };
+}
+
 export function connect(options: ConnectOptions, connectListener?: () => void): ClientSession {
   const session = new ClientSession(options);
   if (connectListener) session.once('connect', connectListener);

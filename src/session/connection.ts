@@ -56,15 +56,16 @@ export function handshakeHandler(h: Pick<ConnectionHandler, 'onFrame' | 'onClose
 }
 
 export interface KeepaliveOptions {
-  /** Send a PING this often. */
+  /** Ping at most this often. */
   readonly interval: number;
   /** Declare the connection dead after this long without receiving anything. */
   readonly timeout: number;
   /**
-   * Ping only after half the timeout without hearing from the peer (a server whose clients ping
-   * anyway: thousands of idle sessions need not cost a ping each per interval).
+   * Ping only once nothing has been heard from the peer for this long: traffic proves the peer alive,
+   * and thousands of sessions need not cost a ping each per interval. 0 pings every interval, busy or
+   * not, for a client whose policies read the RTT.
    */
-  readonly probeOnly?: boolean;
+  readonly quietFor: number;
 }
 
 /**
@@ -128,9 +129,7 @@ export class Connection implements FrameSink {
       );
       return;
     }
-    // Ping on a fixed period, busy or not: the pongs measure RTT for migration policies. A prober
-    // pings only when the peer has gone quiet.
-    if (ka.probeOnly && now - this.#lastReceived < ka.timeout / 2) return;
+    if (now - this.#lastReceived < ka.quietFor) return;
     if (now - this.#lastPing >= ka.interval) {
       this.#lastPing = now;
       this.send(encode.ping(now));

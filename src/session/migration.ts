@@ -40,6 +40,11 @@ export interface MigrationPolicy {
   readonly name: string;
   /** False for a policy that only reacts to events (advice): it is then not checked on a timer. */
   readonly periodic?: boolean;
+  /**
+   * For a policy that reads `view.rtt`: sample the RTT at least this often (ms), busy or not. Without
+   * it, a client pings only when its server has gone quiet.
+   */
+  readonly rttSampleEvery?: number;
   check(view: PolicyView): MigrationDecision | undefined;
   /** Called after every migration, so a policy can reset its baseline. */
   reset?(view: PolicyView): void;

@@ -8,9 +8,12 @@ export interface CommonOptions {
   resumeTimeout?: number;
   /** How long a connection may take to finish its handshake. Default 5 s. */
   handshakeTimeout?: number;
-  /** Ping the peer this often (keepalive and RTT). Default 2 s. */
+  /**
+   * Ping the peer after this long without hearing from it. Default 5 s. A client whose policies read
+   * the RTT pings on a fixed period instead (the shorter of this and what the policy asks for).
+   */
   keepaliveInterval?: number;
-  /** Treat the connection as broken after this long without receiving anything. Default 10 s. */
+  /** Treat the connection as broken after this long without receiving anything. Default 15 s. */
   keepaliveTimeout?: number;
   /** Unacknowledged bytes held for retransmission before writes push back. Default 8 MiB. */
   maxUnacked?: number;
@@ -55,7 +58,7 @@ export function resolveCommon(o: CommonOptions): ResolvedCommon {
     ackEvery: Math.max(1, Math.min(DEFAULT_TUNING.ackEvery, Math.floor(maxUnacked / 4))),
     ackDelay: DEFAULT_TUNING.ackDelay,
     maxDataFrame: Math.min(DEFAULT_TUNING.maxDataFrame, maxFrameSize - 64),
-    keepalive: { interval, timeout },
+    keepalive: { interval, timeout, quietFor: interval },
     idleTimeout: o.idleTimeout === undefined ? undefined : positive('idleTimeout', o.idleTimeout, 0),
     allowHalfOpen: o.allowHalfOpen ?? DEFAULT_TUNING.allowHalfOpen,
     noDelay: o.noDelay ?? DEFAULT_TUNING.noDelay,

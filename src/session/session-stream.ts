@@ -26,7 +26,7 @@ export const DEFAULT_TUNING: SessionTuning = {
   ackEvery: 2 * 1024 * 1024,
   ackDelay: 10,
   maxDataFrame: 256 * 1024,
-  keepalive: { interval: 2000, timeout: 10_000 },
+  keepalive: { interval: 5000, timeout: 15_000, quietFor: 5000 },
   idleTimeout: undefined,
   allowHalfOpen: false,
   noDelay: true,
@@ -165,9 +165,12 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
     conn.setHandler(this);
     conn.socket.setNoDelay(this.#noDelay);
     if (this.#keepAlive) conn.socket.setKeepAlive(this.#keepAlive.enable, this.#keepAlive.delay);
-    // Clients ping (they use the RTT); servers only probe a client gone quiet.
+    // Clients ping when the server has gone quiet; servers probe only a client quiet for half the
+    // timeout, since clients ping anyway.
     const keepalive = this.tuning.keepalive;
-    conn.startKeepalive(this.side === 'server' ? { ...keepalive, probeOnly: true } : keepalive);
+    conn.startKeepalive(
+      this.side === 'server' ? { ...keepalive, quietFor: keepalive.timeout / 2 } : keepalive,
+    );
     // The handshake told the peer what we have received, which it takes as an acknowledgement.
     this.#ackSent = this.receivedOffset;
     this.#clearAckTimer();

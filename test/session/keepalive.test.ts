@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createServer } from '../../src/session/index.ts';
+import { rttDegraded } from '../../src/pool/policies.ts';
+import { connect, createServer } from '../../src/session/index.ts';
 import { encode } from '../../src/session/protocol.ts';
 import { openRaw } from '../helpers/raw-session.ts';
 
@@ -31,5 +33,45 @@ test('a server does not ping a client that pings it; it probes one that goes qui
     assert.ok(pings() >= 1, 'a quiet client was probed');
   } finally {
     await server.close(0);
+  }
+});
+
+test('a client pings a server that keeps talking only when a policy reads the RTT', async () => {
+  const FAST = { keepaliveInterval: 100, keepaliveTimeout: 1000 };
+  let talking = true;
+  const server = createServer({ secret: 'keepalive test secret', ...FAST }, (s) => {
+    s.on('error', () => {});
+    const timer = setInterval(() => {
+      if (talking) s.write('x');
+    }, 20);
+    s.on('close', () => clearInterval(timer));
+  });
+  const { port } = await server.listen(0);
+  const plain = connect({ port, ...FAST });
+  const sampling = connect({ port, ...FAST, policies: [rttDegraded({ sampleEvery: 100 })] });
+  try {
+    for (const c of [plain, sampling]) {
+      c.on('error', () => {});
+      c.resume();
+      await once(c, 'connect');
+    }
+    await sleep(600);
+    // The RTT is known only from a PONG: a client hearing from its server all along never pinged.
+    assert.equal(plain.rtt, undefined, 'no ping towards a server heard from all along');
+    assert.notEqual(sampling.rtt, undefined, 'a client with an RTT policy pings busy or not');
+    talking = false;
+    const deadline = Date.now() + 2000;
+    while (plain.rtt === undefined && Date.now() < deadline) await sleep(20);
+    assert.notEqual(plain.rtt, undefined, 'a quiet server is pinged');
+  } finally {
+    plain.destroy();
+    sampling.destroy();
+    await server.close(0);
+  }
+});
+
+test('rttDegraded refuses a sampling period that is not a positive number', () => {
+  for (const sampleEvery of [0, -1, Number.NaN]) {
+    assert.throws(() => rttDegraded({ sampleEvery }), { code: 'ERR_LZ_INVALID_ARGUMENT' });
   }
 });
