@@ -405,7 +405,13 @@ export class SessionServer extends EventEmitter implements SessionHost {
       return;
     }
     const session = this.#adopted(hex, continuation);
-    session.awaitResume();
+    // The push is accepted once the session is ours: a handler whose replay fails (a divergence)
+    // fails the session here, as it would on a pull; the old owner must not take it back.
+    try {
+      session.awaitResume();
+    } catch (err) {
+      session.destroy(err as Error);
+    }
   }
 
   /** @internal Called by a session once its client has confirmed it. */
