@@ -9,8 +9,9 @@
  *      carries a 64 B input log and 64 B of output to replay and compare);
  *   2. migrate(next) is called (t0); the client tells the origin where it goes (HANDOFF) and the
  *      origin pushes the continuation there (or, if the client gets there first, the new server
- *      pulls it and the push answers the pull); the new server restores the snapshot, replays the 64 B; once replay is done the handler writes one byte ("hello") and checkpoints
- *      (after the byte is on its way, so the checkpoint is not in the measured path);
+ *      pulls it and the push answers the pull); the new server restores the snapshot, replays the
+ *      64 B; once replay is done the handler writes one byte ("hello") and checkpoints on its next
+ *      event-loop turn (a checkpoint is the application's business, not part of the move);
  *   3. the client receives the hello byte (t1): latency = t1 - t0;
  *   4. one floor sample to the same server process: connect, write 1 byte, read it back.
  * Migrations and floor samples alternate, so machine noise hits both alike; each size's p50/floor
@@ -187,8 +188,10 @@ async function serve(id: string, members: readonly Member[]): Promise<void> {
       helloSent = true;
       const helloWritten = monoUs();
       session.write(Buffer.of(HELLO));
-      // After the byte is written: the next migration starts from here with empty logs.
-      session.checkpoint(state);
+      // Next turn, so the checkpoint is not in the measured path even when the session was pushed
+      // here before its client arrived (the byte then waits for it); the next migration starts from
+      // here with empty logs.
+      setImmediate(() => session.checkpoint(state));
       const hex = session.sessionId;
       const pull = pulls.get(hex);
       pulls.delete(hex);

@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createError, ErrorCodes } from '../wire/errors.ts';
+import { writeU64 } from '../wire/fields.ts';
 import { CLIENT_NONCE_SIZE, PROOF_SIZE, SESSION_ID_SIZE } from './protocol.ts';
 import { randomPool } from './random-pool.ts';
 
@@ -84,7 +85,7 @@ export function earlyResumeProof(
   sessionId: Uint8Array,
 ): Buffer {
   const at = Buffer.allocUnsafe(8);
-  at.writeBigUInt64BE(BigInt(sentAt));
+  writeU64(at, sentAt, 0);
   return createHmac('sha256', sessionSecret)
     .update('lz-early-resume')
     .update(serverId)
