@@ -129,10 +129,11 @@ export class Mesh {
     });
   }
 
-  send(to: number, msg: DsmMessage): void {
+  /** Sends `msg`; returns its encoded frame (a fresh buffer, never written to again). */
+  send(to: number, msg: DsmMessage): Buffer {
     const conn = this.#peers.get(to);
     if (!conn) throw createError(ErrorCodes.DSM_PEER_LOST, `no connection to node ${to}`);
-    this.#write(conn, msg);
+    return this.#write(conn, msg);
   }
 
   /** Closes a peer's connection with an error (sent to it first). */
@@ -307,10 +308,11 @@ export class Mesh {
     this.#peers.set(node, conn);
   }
 
-  #write(conn: Conn, msg: DsmMessage): void {
+  #write(conn: Conn, msg: DsmMessage): Buffer {
     const frame = encodeMessage(msg);
     this.bytesSent += frame.length;
     conn.socket.write(frame);
+    return frame;
   }
 
   #fail(conn: Conn, err: LazarusError): void {

@@ -1,6 +1,6 @@
 import { createError, ErrorCodes } from '../wire/errors.ts';
 import { FieldReader, FieldWriter } from '../wire/fields.ts';
-import { encodeFrame } from '../wire/frame.ts';
+import { encodeFrame, FRAME_HEADER_SIZE } from '../wire/frame.ts';
 import type { Interval } from './intervals.ts';
 import type { VectorTime } from './vector-time.ts';
 
@@ -442,6 +442,31 @@ function writePages(w: FieldWriter, pages: readonly PageData[]): FieldWriter {
   w.u32(pages.length);
   for (const p of pages) w.u32(p.page).bytes32(p.data);
   return w;
+}
+
+/**
+ * The pages of an encoded PAGE_REPLY or PAGE_PUSH frame (what `encodeMessage` made of a message with
+ * `pages`), as views of the frame, or undefined when the frame does not hold exactly those pages.
+ * Lets a sender keep what it sent without copying the page data again.
+ */
+export function framePages(frame: Uint8Array, pages: readonly PageData[]): PageData[] | undefined {
+  const type = frame[FRAME_HEADER_SIZE - 1];
+  if (type !== MsgType.PAGE_REPLY && type !== MsgType.PAGE_PUSH) return undefined;
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.length);
+  // Header, request id or episode, page count; then per page its number, length, bytes.
+  let at = FRAME_HEADER_SIZE + 4;
+  if (frame.length < at + 4 || view.getUint32(at) !== pages.length) return undefined;
+  at += 4;
+  const out: PageData[] = [];
+  for (const p of pages) {
+    if (frame.length < at + 8) return undefined;
+    const len = view.getUint32(at + 4);
+    if (view.getUint32(at) !== p.page || len !== p.data.length || frame.length < at + 8 + len)
+      return undefined;
+    out.push({ page: p.page, data: frame.subarray(at + 8, at + 8 + len) });
+    at += 8 + len;
+  }
+  return at === frame.length ? out : undefined;
 }
 
 function readPages(r: FieldReader): PageData[] {

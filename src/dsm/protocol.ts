@@ -13,9 +13,11 @@ import type { VectorTime } from './vector-time.ts';
 /**
  * Sends protocol messages to other nodes; sockets live behind it (or a test's in-memory network).
  * `send` must serialise the message before returning: page data is passed as views of live pages.
+ * It may return the encoded frame, which must then never be written to again: the sender's log
+ * (FT) keeps page data as views of it instead of copying the pages once more.
  */
 export interface Transport {
-  send(to: number, msg: ProtocolMessage): void;
+  send(to: number, msg: ProtocolMessage): Uint8Array | undefined;
 }
 
 /**
@@ -870,22 +872,28 @@ export class DsmProtocol {
     return createError(ErrorCodes.PROTOCOL, `unexpected ${what} for request ${req}`);
   }
 
+  /**
+   * Sends, then logs: the message leaves before the log's work, and page data (views of live pages)
+   * is logged as views of the encoded frame, the bytes that were sent (copied only when the
+   * transport gave no frame). Nothing can change a page between the two: both run in this turn.
+   */
   #sendLogged(to: number, msg: ProtocolMessage): void {
     this.#hooks.onLogged?.(to, msg);
-    if (this.#ft?.shouldLog(to)) this.#ft.log.append(to, msg);
-    this.#send(to, msg);
+    const frame = this.#send(to, msg);
+    if (this.#ft?.shouldLog(to)) this.#ft.log.append(to, msg, frame);
   }
 
-  #send(to: number, msg: ProtocolMessage): void {
+  /** Returns the encoded frame when the transport gives it (never for local delivery). */
+  #send(to: number, msg: ProtocolMessage): Uint8Array | undefined {
     if (to !== this.me) {
       this.stats.messagesSent++;
       try {
-        this.#transport.send(to, msg);
+        return this.#transport.send(to, msg);
       } catch (err) {
         // A node that cannot reach a peer cannot go on: every waiting operation fails with it.
         this.fail(isLazarusError(err) ? err : createError(ErrorCodes.DSM_PEER_LOST, String(err), err));
       }
-      return;
+      return undefined;
     }
     // Local delivery is deferred like a network message, so handlers never re-enter each other.
     queueMicrotask(() => {

@@ -89,8 +89,8 @@ class NodeRuntime {
       // With FT a peer may be down for a while: what it misses is logged or re-sent when it is back.
       transport: {
         send: (to, msg) => {
-          if (ft && !mesh.isConnected(to)) return;
-          mesh.send(to, msg);
+          if (ft && !mesh.isConnected(to)) return undefined;
+          return mesh.send(to, msg);
         },
       },
       ...(sampled ? { hooks: sampled } : {}),

@@ -30,15 +30,17 @@ export class MemoryNetwork {
     });
   }
 
-  #enqueue(from: number, to: number, msg: ProtocolMessage): void {
+  #enqueue(from: number, to: number, msg: ProtocolMessage): Buffer {
     const key = `${from}>${to}`;
     let link = this.#links.get(key);
     if (!link) {
       link = { from, to, queue: [] };
       this.#links.set(key, link);
     }
-    link.queue.push(encodeMessage(msg));
+    const frame = encodeMessage(msg);
+    link.queue.push(frame);
     this.sent.set(msg.type, (this.sent.get(msg.type) ?? 0) + 1);
+    return frame;
   }
 
   #random(n: number): number {

@@ -203,7 +203,7 @@ describe('HLRC protocol: bad input', () => {
       me: 0,
       nodes: 2,
       pages: new PageTable(layout, 0),
-      transport: { send: (_to, m) => sent.push(m) },
+      transport: { send: (_to, m) => void sent.push(m) },
     });
     p.pages.data.fill(7);
     return { p, sent };

@@ -1,4 +1,4 @@
-import type { PageData, ProtocolMessage } from '../messages.ts';
+import { framePages, type PageData, type ProtocolMessage } from '../messages.ts';
 
 /**
  * Volatile sender-side log: every message a re-executing peer may ask for again and could not get
@@ -59,13 +59,18 @@ export function messageBytes(msg: ProtocolMessage): number {
   }
 }
 
-/** Page replies and pushes carry views of live pages: the log keeps its own copy. */
-function owned(msg: ProtocolMessage): ProtocolMessage {
-  const copy = (list: readonly PageData[]) =>
-    list.map((p) => ({ page: p.page, data: Uint8Array.from(p.data) }));
-  if (msg.type === 'page-reply') return { ...msg, pages: copy(msg.pages) };
-  if (msg.type === 'page-push') return { ...msg, pages: copy(msg.pages) };
-  return msg;
+/**
+ * Page replies and pushes carry views of live pages: the log keeps bytes of its own. When the
+ * message's encoded frame is given (what the transport wrote; nothing writes to it afterwards), the
+ * logged pages are views of that frame: exactly the bytes sent, and no copy beyond the one encoding
+ * made. Otherwise each page is copied.
+ */
+function owned(msg: ProtocolMessage, frame: Uint8Array | undefined): ProtocolMessage {
+  if (msg.type !== 'page-reply' && msg.type !== 'page-push') return msg;
+  const pages =
+    (frame && framePages(frame, msg.pages)) ??
+    msg.pages.map((p) => ({ page: p.page, data: Uint8Array.from(p.data) }));
+  return { ...msg, pages };
 }
 
 export class SenderLog {
@@ -91,11 +96,14 @@ export class SenderLog {
     return this.#nextId;
   }
 
-  /** Logs `msg` (copying page views) when it is a loggable message; returns the entry. */
-  append(to: number, msg: ProtocolMessage): LogEntry | undefined {
+  /**
+   * Logs `msg` when it is a loggable message; returns the entry. Page data is kept as views of
+   * `frame`, the message as encoded and sent, when given; copied otherwise.
+   */
+  append(to: number, msg: ProtocolMessage, frame?: Uint8Array): LogEntry | undefined {
     const k = logKey(msg);
     if (!k) return undefined;
-    const kept = owned(msg);
+    const kept = owned(msg, frame);
     const entry: LogEntry = {
       id: this.#nextId++,
       to,

@@ -36,8 +36,14 @@ export class SupervisorRole {
       me,
       nodes,
       pages: new PageTable(layout, me),
-      // A compute node that is down misses nothing: what it needs is in the log.
-      transport: { send: (to, msg) => send(to, msg) },
+      // A compute node that is down misses nothing: what it needs is in the log (which copies what
+      // little it keeps of these messages: releases and grants carry no page data).
+      transport: {
+        send: (to, msg) => {
+          send(to, msg);
+          return undefined;
+        },
+      },
       ft: this.ft,
     });
   }

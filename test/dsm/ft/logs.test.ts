@@ -5,7 +5,7 @@ import { type LogKind, SenderLog } from '../../../src/dsm/ft/logs.ts';
 import { PendingDiffs } from '../../../src/dsm/ft/pending-diffs.ts';
 import { CheckpointClock } from '../../../src/dsm/ft/policy.ts';
 import { CkptTable, initialCkpt, neededBy } from '../../../src/dsm/ft/trimming.ts';
-import type { CkptInfo, ProtocolMessage } from '../../../src/dsm/messages.ts';
+import { type CkptInfo, encodeMessage, type ProtocolMessage } from '../../../src/dsm/messages.ts';
 
 const NODES = 4;
 const time = (...v: number[]) => Uint32Array.from(v);
@@ -121,6 +121,49 @@ describe('FT sender log and lazy log trimming', () => {
     page.fill(9);
     const e = log.for(1)[0]!;
     assert.equal(e.msg.type === 'page-reply' && e.msg.pages[0]!.data[0], 1, 'logged copy unchanged');
+  });
+
+  test('with the encoded frame, page data is logged as views of the frame: the bytes sent, no copy', () => {
+    const log = new SenderLog(NODES);
+    const a = new Uint8Array(256).fill(1);
+    const b = new Uint8Array(256).fill(2);
+    const msg: ProtocolMessage = {
+      type: 'page-push',
+      episode: 3,
+      pages: [
+        { page: 4, data: a },
+        { page: 7, data: b },
+      ],
+    };
+    const frame = encodeMessage(msg);
+    const e = log.append(1, msg, frame)!;
+    a.fill(9);
+    b.fill(9);
+    assert.ok(e.msg.type === 'page-push', 'a push');
+    assert.deepEqual(
+      e.msg.pages.map((p) => [p.page, p.data.length, p.data[0], p.data[255]]),
+      [
+        [4, 256, 1, 1],
+        [7, 256, 2, 2],
+      ],
+      'pages as sent',
+    );
+    for (const p of e.msg.pages) assert.equal(p.data.buffer, frame.buffer, 'a view of the frame');
+    assert.equal(e.key, 3, 'keyed by episode');
+    assert.equal(e.bytes, 8 + 2 * (8 + 256), 'counted as before');
+    // A frame that is not this message's: the pages are copied instead.
+    const other = encodeMessage({ type: 'page-push', episode: 3, pages: [{ page: 5, data: b }] });
+    const f = log.append(1, msg, other)!;
+    assert.ok(f.msg.type === 'page-push', 'a push');
+    assert.deepEqual(
+      f.msg.pages.map((p) => [p.page, p.data[0]]),
+      [
+        [4, 9],
+        [7, 9],
+      ],
+      'copied from the message',
+    );
+    assert.notEqual(f.msg.pages[0]!.data.buffer, other.buffer, 'not a view of the wrong frame');
   });
 });
 
