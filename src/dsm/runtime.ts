@@ -139,6 +139,8 @@ class NodeRuntime {
       },
       cp ? (state) => cp.safePoint(state) : undefined,
     );
+    // While the worker loads the app: the snapshot buffer is faulted in now, not at a checkpoint.
+    cp?.prepare();
   }
 
   receive(from: number, msg: ProtocolMessage): void {

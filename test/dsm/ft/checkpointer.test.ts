@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { decodeCheckpoint } from '../../../src/dsm/ft/checkpoint-codec.ts';
+import { CheckpointStore } from '../../../src/dsm/ft/checkpoint-store.ts';
+import { Checkpointer } from '../../../src/dsm/ft/checkpointer.ts';
+import { FtCore } from '../../../src/dsm/ft/core.ts';
+import { CheckpointClock } from '../../../src/dsm/ft/policy.ts';
+import { PageTable, planLayout } from '../../../src/dsm/pages.ts';
+import { DsmProtocol } from '../../../src/dsm/protocol.ts';
+
+function setup(dir: string) {
+  const layout = planLayout([{ name: 'x', bytes: 8 * 1024, placement: { kind: 'block' } }], 1024, 2);
+  const pages = new PageTable(layout, 0);
+  const core = new FtCore(0, 2, 'none');
+  const protocol = new DsmProtocol({
+    me: 0,
+    nodes: 2,
+    pages,
+    transport: { send: () => undefined },
+    ft: core,
+  });
+  const store = new CheckpointStore(dir, 0);
+  const cp = new Checkpointer(protocol, pages, core, store, new CheckpointClock(0, { everySafePoints: 1 }));
+  return { pages, cp };
+}
+
+/** The first byte of every page of each checkpoint file, oldest first. */
+function filePages(dir: string): number[][] {
+  return CheckpointStore.list(dir, 0).map((f) => {
+    const c = decodeCheckpoint(CheckpointStore.read(f.path));
+    return Array.from({ length: c.numPages }, (_, p) => c.pages[p * c.pageSize]!);
+  });
+}
+
+describe('FT checkpointer snapshot buffer', () => {
+  test('a reused snapshot buffer: each file holds the pages as of its own snapshot', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lz-ckpt-'));
+    try {
+      const { pages, cp } = setup(dir);
+      cp.prepare();
+      const n = pages.numPages;
+      for (let round = 1; round <= 3; round++) {
+        pages.data.fill(round);
+        const writing = cp.checkpoint([round]);
+        // Written after the snapshot: in no file until the next checkpoint.
+        pages.data.fill(100 + round);
+        await writing;
+      }
+      // Two at once: the second finds the buffer taken and copies into its own.
+      pages.data.fill(7);
+      const a = cp.checkpoint([4]);
+      pages.data.fill(8);
+      const b = cp.checkpoint([5]);
+      pages.data.fill(9);
+      await Promise.all([a, b]);
+      assert.deepEqual(
+        filePages(dir),
+        [1, 2, 3, 7, 8].map((v) => new Array(n).fill(v)),
+        'each checkpoint has its own snapshot',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
