@@ -2,6 +2,7 @@ import { MessageChannel, type MessagePort, receiveMessageOnPort, type Worker } f
 import { codeFromWire, createError, ErrorCodes, isLazarusError, type LazarusError } from '../wire/errors.ts';
 import type { DsmParams, DsmResult } from './app.ts';
 import type { Syncer, WorkerRequest } from './context.ts';
+import type { CheckpointPolicy } from './ft/policy.ts';
 import { startWorker } from './modules.ts';
 import type { PageBuffers, Region } from './pages.ts';
 import type { DsmProtocol } from './protocol.ts';
@@ -36,6 +37,11 @@ export interface WorkerInit {
   readonly port: MessagePort;
   /** Fault tolerance on (safe points reach the main thread). */
   readonly ft: boolean;
+  /**
+   * FT: the checkpoint policy and the forced flag shared with the main thread's clock; the worker
+   * runs the node's checkpoint clock and calls the main thread only at safe points that are due.
+   */
+  readonly clock?: { readonly policy: CheckpointPolicy; readonly forced: SharedArrayBuffer };
   /** App state of the checkpoint this node restarted from. */
   readonly restored?: readonly number[];
 }
@@ -79,12 +85,12 @@ export class WorkerHost {
   #goPromise: Promise<void>;
   #fail: (err: LazarusError) => void = () => {};
 
-  readonly #onSafePoint: ((state: number[]) => Promise<void>) | undefined;
+  readonly #onSafePoint: ((state: number[], due?: boolean) => Promise<void>) | undefined;
 
   constructor(
     protocol: DsmProtocol,
     init: Omit<WorkerInit, 'ctl' | 'port'>,
-    onSafePoint?: (state: number[]) => Promise<void>,
+    onSafePoint?: (state: number[], due?: boolean) => Promise<void>,
   ) {
     this.#protocol = protocol;
     this.#onSafePoint = onSafePoint;
@@ -138,6 +144,8 @@ export class WorkerHost {
 
   async #serve(req: BridgeRequest, loaded: () => void, done: (o: WorkerOutcome) => void): Promise<void> {
     const p = this.#protocol;
+    // Intervals the app ended at safe points since its last request: closed first, in order.
+    if ('closed' in req && req.closed) for (const flush of req.closed) await p.closeInterval(flush);
     switch (req.op) {
       case 'ready':
         loaded();
@@ -153,7 +161,7 @@ export class WorkerHost {
         return p.barrier(req.flush, pagesIn(req.prefetch));
       case 'safe-point':
         await p.closeInterval(req.flush);
-        return this.#onSafePoint?.(req.state);
+        return this.#onSafePoint?.(req.state, req.due);
       case 'done':
         done({ result: req.result, ms: req.ms });
         return;

@@ -8,13 +8,23 @@ import { WriteTracker } from './twins.ts';
  * `prefetch` lists page ranges (first, last pairs) to make readable right after an acquire or
  * barrier, saving the app a second round trip through the main thread.
  */
-export type WorkerRequest =
+export type WorkerRequest = (
   | { op: 'fetch'; pages: number[] }
   | { op: 'acquire'; lock: number; flush: Flush; prefetch: number[] }
   | { op: 'release'; lock: number; flush: Flush }
   | { op: 'barrier'; flush: Flush; prefetch: number[] }
-  /** A safe point of the app (FT only): `state` is the app's private state to resume from. */
-  | { op: 'safe-point'; flush: Flush; state: number[] };
+  /**
+   * A safe point of the app (FT only): `state` is the app's private state to resume from; `due`:
+   * the worker's checkpoint clock says checkpoint here (absent: the main thread's clock decides).
+   */
+  | { op: 'safe-point'; flush: Flush; state: number[]; due?: boolean }
+) & {
+  /**
+   * Intervals the app ended at safe points that were not due (FT), oldest first: the main thread
+   * closes them, in order, before anything else of this request.
+   */
+  closed?: Flush[];
+};
 
 /** Performs a request synchronously (the worker blocks on Atomics until the main thread answers). */
 export interface Syncer {
@@ -38,6 +48,9 @@ export class DsmContext {
   readonly #regions: ReadonlyMap<string, Region>;
   readonly #tracker: WriteTracker;
   readonly #syncer: Syncer;
+  readonly #clock: { due(): boolean } | undefined;
+  /** Intervals ended at safe points that were not due, for the next request (see safePoint). */
+  #closed: Flush[] = [];
 
   /**
    * The private state the app gave at the safe point this node restarted from (after a failure), or
@@ -56,7 +69,12 @@ export class DsmContext {
     regions: readonly Region[],
     nodes: number,
     syncer: Syncer,
-    ft: { readonly on: boolean; readonly restored?: readonly number[] } = { on: false },
+    ft: {
+      readonly on: boolean;
+      readonly restored?: readonly number[];
+      /** The node's checkpoint clock, run here: a safe point that is not due costs no call. */
+      readonly clock?: { due(): boolean };
+    } = { on: false },
   ) {
     this.node = pages.me;
     this.nodes = nodes;
@@ -66,6 +84,7 @@ export class DsmContext {
     this.#regions = new Map(regions.map((r) => [r.name, r]));
     this.#tracker = new WriteTracker(pages);
     this.#syncer = syncer;
+    this.#clock = ft.clock;
   }
 
   get pageSize(): number {
@@ -98,7 +117,7 @@ export class DsmContext {
       if (state[p] === PageState.VALID) continue;
       const missing: number[] = [];
       for (let q = p; q <= last; q++) if (state[q] !== PageState.VALID) missing.push(q);
-      this.#syncer.call({ op: 'fetch', pages: missing });
+      this.#call({ op: 'fetch', pages: missing });
       return;
     }
   }
@@ -118,7 +137,7 @@ export class DsmContext {
   }
 
   acquire(lock: number, ...prefetch: ArrayBufferView[]): void {
-    this.#syncer.call({
+    this.#call({
       op: 'acquire',
       lock,
       flush: this.#tracker.flush(),
@@ -127,12 +146,12 @@ export class DsmContext {
   }
 
   release(lock: number): void {
-    this.#syncer.call({ op: 'release', lock, flush: this.#tracker.flush() });
+    this.#call({ op: 'release', lock, flush: this.#tracker.flush() });
   }
 
   /** Waits for every node; the `prefetch` views are readable when it returns (as if read() were called). */
   barrier(...prefetch: ArrayBufferView[]): void {
-    this.#syncer.call({ op: 'barrier', flush: this.#tracker.flush(), prefetch: this.#ranges(prefetch) });
+    this.#call({ op: 'barrier', flush: this.#tracker.flush(), prefetch: this.#ranges(prefetch) });
   }
 
   /**
@@ -142,7 +161,27 @@ export class DsmContext {
    */
   safePoint(state: readonly number[]): void {
     if (!this.faultTolerant) return;
-    this.#syncer.call({ op: 'safe-point', flush: this.#tracker.flush(), state: [...state] });
+    const flush = this.#tracker.flush();
+    if (!this.#clock) {
+      this.#call({ op: 'safe-point', flush, state: [...state] });
+      return;
+    }
+    // Every safe point counts on the clock, and ends an interval when the app wrote (as it must for
+    // a re-execution to number its intervals as the first run did, whatever the clock said). The
+    // main thread hears of it only when a checkpoint is due; otherwise the interval goes with the
+    // next request, closed before it. Nothing needs it earlier: its notices are owed to no one
+    // before this node's next release or barrier, and its pages are in the shared space already.
+    const due = this.#clock.due();
+    if (due) this.#call({ op: 'safe-point', flush, state: [...state], due });
+    else if (flush.pages.length > 0) this.#closed.push(flush);
+  }
+
+  #call(req: WorkerRequest): void {
+    if (this.#closed.length > 0) {
+      req.closed = this.#closed;
+      this.#closed = [];
+    }
+    this.#syncer.call(req);
   }
 
   #ranges(views: readonly ArrayBufferView[]): number[] {

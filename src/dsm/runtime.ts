@@ -97,10 +97,14 @@ class NodeRuntime {
       ...(ft ? { ft } : {}),
     });
     let restored: number[] | undefined;
+    let forced: SharedArrayBuffer | undefined;
     if (ft && config.ft) {
       const crash = new CrashPlan(process.env.LAZARUS_DSM_CRASH);
       const store = new CheckpointStore(config.ft.dir, config.me);
-      const clock = new CheckpointClock(config.me, config.ft.policy);
+      // The clock runs in the app's worker (a safe point that is not due costs no call); this one
+      // shares its forced flag, to force the next safe point from here.
+      forced = new SharedArrayBuffer(4);
+      const clock = new CheckpointClock(config.me, config.ft.policy, forced);
       this.checkpointer = new Checkpointer(this.protocol, pages, ft, store, clock, crash);
       if (recovering) {
         restored = this.checkpointer.restore();
@@ -136,8 +140,9 @@ class NodeRuntime {
         params: config.params,
         ft: ft !== undefined,
         ...(restored ? { restored } : {}),
+        ...(config.ft && forced ? { clock: { policy: config.ft.policy, forced } } : {}),
       },
-      cp ? (state) => cp.safePoint(state) : undefined,
+      cp ? (state, due) => cp.safePoint(state, due) : undefined,
     );
     // While the worker loads the app: the snapshot buffer is faulted in now, not at a checkpoint.
     cp?.prepare();

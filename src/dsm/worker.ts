@@ -3,6 +3,7 @@ import { isLazarusError } from '../wire/errors.ts';
 import { loadApp } from './apps/index.ts';
 import { SyncCaller, type WorkerInit } from './bridge.ts';
 import { DsmContext } from './context.ts';
+import { CheckpointClock } from './ft/policy.ts';
 import { PageTable } from './pages.ts';
 
 // The app thread of a DSM node: loads the app, waits for the cluster to start, runs it.
@@ -11,7 +12,12 @@ const caller = new SyncCaller(init.port, init.ctl);
 try {
   const app = await loadApp(init.app);
   const pages = new PageTable(init, init.me, init.buffers);
-  const ft = init.restored ? { on: init.ft, restored: init.restored } : { on: init.ft };
+  const clock = init.clock && new CheckpointClock(init.me, init.clock.policy, init.clock.forced);
+  const ft = {
+    on: init.ft,
+    ...(init.restored ? { restored: init.restored } : {}),
+    ...(clock ? { clock } : {}),
+  };
   const ctx = new DsmContext(pages, init.regions, init.nodes, caller, ft);
   caller.call({ op: 'ready' });
   // A node restarted from a checkpoint is past the start barrier already.

@@ -84,10 +84,12 @@ export class Checkpointer {
   /**
    * At a safe point: takes the snapshot there and then (the app waits only for that), and writes it
    * in the background; the position is piggybacked only once the file is durable. If the previous
-   * checkpoint is still being written, the next safe point takes this one instead.
+   * checkpoint is still being written, the next safe point takes this one instead. `due` is the app
+   * thread's clock's decision, when it runs one (runtime.ts); otherwise this node's clock decides.
    */
-  async safePoint(app: number[]): Promise<void> {
-    if (!this.#clock.due()) return;
+  async safePoint(app: number[], due?: boolean): Promise<void> {
+    // `due`: the app thread's clock decided (it shares the forced flag with this one).
+    if (!(due ?? this.#clock.due())) return;
     // Not while re-executing: logged forwards are still being taken out of order then.
     if (this.#core.replaying) {
       this.#clock.force();

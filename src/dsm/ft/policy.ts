@@ -21,10 +21,17 @@ export class CheckpointClock {
   /** Time of the last checkpoint, or of the first safe point (start-up is not work to lose). */
   #last: number | undefined;
   #forced = false;
+  /** The forced flag shared with another thread's clock of the same node (word 0), if any. */
+  readonly #shared: Int32Array | undefined;
 
-  constructor(node: number, policy: CheckpointPolicy) {
+  /**
+   * `shared`: a one-word flag in shared memory, so that the main thread can force the next safe
+   * point while the app thread's clock (given the same flag) decides at each safe point.
+   */
+  constructor(node: number, policy: CheckpointPolicy, shared?: SharedArrayBuffer) {
     this.#node = node;
     this.#policy = policy;
+    this.#shared = shared ? new Int32Array(shared, 0, 1) : undefined;
   }
 
   get wait(): boolean {
@@ -33,7 +40,8 @@ export class CheckpointClock {
 
   /** The next safe point checkpoints whatever the policy says (a peer recovered: see docs). */
   force(): void {
-    this.#forced = true;
+    if (this.#shared) Atomics.store(this.#shared, 0, 1);
+    else this.#forced = true;
   }
 
   /** Called at every safe point; true when this one should be a checkpoint. */
@@ -43,7 +51,8 @@ export class CheckpointClock {
     const { everySafePoints: every, intervalMs } = this.#policy;
     const byCount = every !== undefined && every > 0 && (this.#count + this.#node) % every === 0;
     const byTime = intervalMs !== undefined && now - this.#last >= intervalMs;
-    if (!(byCount || byTime || this.#forced)) return false;
+    const forced = this.#shared ? Atomics.exchange(this.#shared, 0, 0) === 1 : this.#forced;
+    if (!(byCount || byTime || forced)) return false;
     this.#forced = false;
     this.#last = now;
     return true;

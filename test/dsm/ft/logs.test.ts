@@ -226,4 +226,16 @@ describe('FT checkpoint clock', () => {
     assert.equal(t.due(1101), true, 'forced');
     assert.equal(t.due(1102), false, 'once');
   });
+
+  test('a clock in the app thread, forced from the main thread through the shared flag', () => {
+    const flag = new SharedArrayBuffer(4);
+    const main = new CheckpointClock(1, { intervalMs: 1e9 }, flag);
+    const app = new CheckpointClock(1, { intervalMs: 1e9 }, flag);
+    assert.equal(app.due(0), false, 'not due');
+    main.force();
+    assert.equal(app.due(1), true, 'forced from the other clock');
+    assert.equal(app.due(2), false, 'once');
+    app.force();
+    assert.equal(main.due(3), true, 'either way');
+  });
 });
