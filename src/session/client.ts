@@ -129,6 +129,8 @@ export class ClientSession extends SessionStream {
   /** Where the session was opened. */
   readonly #home: Target;
   #ownerId: string | undefined;
+  /** The member our owner was last told to push the session to (HANDOFF), until we attach again. */
+  #handedOffTo: string | undefined;
   #members: readonly MemberAddress[] = [];
   #migration: PendingMigration | undefined;
   #lastMigrationAt = 0;
@@ -237,7 +239,11 @@ export class ClientSession extends SessionStream {
       this.emit('migrating', { to: member.id, reason });
       // Leave the current server, telling it where to: it may push the session there at once,
       // else the new one pulls it when we arrive.
-      if (member.id !== this.#ownerId) this.connection?.send(encode.handoff(member.id));
+      const leaving = this.connection;
+      if (member.id !== this.#ownerId && leaving && !leaving.closed) {
+        leaving.send(encode.handoff(member.id));
+        this.#handedOffTo = member.id;
+      }
       const conn = this.detach();
       if (conn) {
         conn.setHandler(discardingHandler);
@@ -354,6 +360,7 @@ export class ClientSession extends SessionStream {
       serverId,
       clientNonce,
       sentAt,
+      pushed: this.#handedOffTo === serverId,
     });
   }
 
@@ -429,6 +436,7 @@ export class ClientSession extends SessionStream {
 
   #attachHere(conn: Connection, peerReceived: number): number {
     const retransmitted = this.attach(conn, peerReceived);
+    this.#handedOffTo = undefined;
     this.#closeLeaving();
     this.#attachedAt = Date.now();
     this.#lastReceivedAt = this.#attachedAt;

@@ -13,7 +13,8 @@ import type { FrameDecoderOptions } from '../wire/frame-decoder.ts';
  * gets CHALLENGE, and the client falls back to RESUME over the hello's nonce.
  *
  *   C: OPEN          magic, version                      -> S: SERVER_HELLO, OPENED  session id, secret, ticket
- *   C: EARLY_RESUME  magic, version, ticket, proof, recv, epoch, owner hint, server id, client nonce, sent at
+ *   C: EARLY_RESUME  magic, version, ticket, proof, recv, epoch, owner hint, server id, client nonce, sent at,
+ *                    pushed (u8: the owner was told to push the session here)
  *                                                        -> S: SERVER_HELLO, RESUMED | REFUSED | CHALLENGE
  *   C: CLIENT_HELLO  magic, version                      -> S: SERVER_HELLO  magic, version, nonce, server id
  *   C: RESUME        magic, version, ticket, proof, recv, epoch, owner hint (after a SERVER_HELLO)
@@ -95,6 +96,8 @@ export interface EarlyResumeRequest extends ResumeRequest {
   readonly clientNonce: Buffer;
   /** Client clock, ms since the epoch: bounds how long the member must remember the proof. */
   readonly sentAt: number;
+  /** The client told the session's owner to push it to this member (HANDOFF): wait, do not pull. */
+  readonly pushed?: boolean;
 }
 
 export interface Resumed {
@@ -171,7 +174,11 @@ export const encode = {
     return encodeFrame(FrameType.RESUME, writeResume(r).finish());
   },
   earlyResume(r: EarlyResumeRequest): Buffer {
-    const w = writeResume(r).string(r.serverId).fixed(r.clientNonce).u64(r.sentAt);
+    const w = writeResume(r)
+      .string(r.serverId)
+      .fixed(r.clientNonce)
+      .u64(r.sentAt)
+      .u8(r.pushed ? 1 : 0);
     return encodeFrame(FrameType.EARLY_RESUME, w.finish());
   },
   challenge(): Buffer {
@@ -251,8 +258,10 @@ export const decode = {
     const serverId = r.string();
     const clientNonce = r.fixed(CLIENT_NONCE_SIZE);
     const sentAt = r.u64();
+    const flags = r.u8();
+    if (flags > 1) throw createError(ErrorCodes.MALFORMED_FRAME, `EARLY_RESUME: unknown flags ${flags}`);
     r.end();
-    return { ...request, serverId, clientNonce, sentAt };
+    return { ...request, serverId, clientNonce, sentAt, pushed: flags === 1 };
   },
   challenge(body: Buffer): void {
     new FieldReader(body, 'CHALLENGE').end();

@@ -111,6 +111,9 @@ export interface DrainReport {
   readonly ms: number;
 }
 
+/** How long a member waits for a session its client says is being pushed before pulling it. */
+const PUSH_GRACE_MS = 250;
+
 /**
  * A lazarus session server. `handler` (or the 'session' event) receives one ServerSession per client
  * session, not per TCP connection. Events: 'session', 'sessionError' (err, session),
@@ -576,7 +579,7 @@ export class SessionServer extends EventEmitter implements SessionHost {
   }
 
   /** Resumes (here, or by pulling it from its owner) a session whose client has proved itself. */
-  #resume(conn: Connection, sessionId: Buffer, request: ResumeRequest): void {
+  #resume(conn: Connection, sessionId: Buffer, request: ResumeRequest | EarlyResumeRequest): void {
     const hex = sessionId.toString('hex');
     const waiting = this.#handingOver.get(hex);
     if (waiting) {
@@ -618,7 +621,10 @@ export class SessionServer extends EventEmitter implements SessionHost {
       }
       throw first ?? createError(ErrorCodes.UNKNOWN_SESSION, `no known owner for session ${hex}`);
     };
-    this.#adopt(hex, pullFrom).then(
+    // The client told its owner to push the session here: it is on its way, and a pull now would only
+    // wait for it. Pull only if it has not come after a while (say the owner died meanwhile).
+    const grace = 'pushed' in request && request.pushed === true ? PUSH_GRACE_MS : 0;
+    this.#adopt(hex, pullFrom, grace).then(
       (adopted) => {
         if (conn.closed) adopted.awaitResume();
         else this.#resumeHere(conn, adopted, request.received);
@@ -647,7 +653,11 @@ export class SessionServer extends EventEmitter implements SessionHost {
    * push of the session that arrives meanwhile settles it at once (the pull's answer will only be a
    * redirect here).
    */
-  #adopt(hex: string, pull: (signal: AbortSignal) => Promise<Continuation>): Promise<ServerSession> {
+  #adopt(
+    hex: string,
+    pull: (signal: AbortSignal) => Promise<Continuation>,
+    graceMs: number,
+  ): Promise<ServerSession> {
     const pending = this.#pulling.get(hex);
     if (pending) return pending.adopted;
     const stopPulling = new AbortController();
@@ -658,7 +668,14 @@ export class SessionServer extends EventEmitter implements SessionHost {
         resolve(continuation);
       };
     });
-    const adopted = Promise.race([pull(stopPulling.signal), pushed])
+    const pulled =
+      graceMs === 0
+        ? pull(stopPulling.signal)
+        : new Promise<Continuation>((resolve, reject) => {
+            const timer = setTimeout(() => pull(stopPulling.signal).then(resolve, reject), graceMs);
+            stopPulling.signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
+          });
+    const adopted = Promise.race([pulled, pushed])
       .then((continuation) => this.#adopted(hex, continuation))
       .finally(() => this.#pulling.delete(hex));
     this.#pulling.set(hex, { adopted, takePushed });

@@ -166,6 +166,7 @@ const samples: fc.Arbitrary<Sample> = fc.oneof(
       serverId: str,
       clientNonce: bytes(CLIENT_NONCE_SIZE),
       sentAt: u64,
+      pushed: fc.boolean(),
     })
     .map((r) => ({
       name: 'EARLY_RESUME',
