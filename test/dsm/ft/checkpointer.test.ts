@@ -11,8 +11,8 @@ import { CheckpointClock } from '../../../src/dsm/ft/policy.ts';
 import { PageTable, planLayout } from '../../../src/dsm/pages.ts';
 import { DsmProtocol } from '../../../src/dsm/protocol.ts';
 
-function setup(dir: string) {
-  const layout = planLayout([{ name: 'x', bytes: 8 * 1024, placement: { kind: 'block' } }], 1024, 2);
+function setup(dir: string, bytes = 8 * 1024) {
+  const layout = planLayout([{ name: 'x', bytes, placement: { kind: 'block' } }], 1024, 2);
   const pages = new PageTable(layout, 0);
   const core = new FtCore(0, 2, 'none');
   const protocol = new DsmProtocol({
@@ -61,6 +61,19 @@ describe('FT checkpointer snapshot buffer', () => {
         [1, 2, 3, 7, 8].map((v) => new Array(n).fill(v)),
         'each checkpoint has its own snapshot',
       );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a checkpoint bigger than what is checksummed per turn: the file is whole', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lz-ckpt-'));
+    try {
+      const { pages, cp } = setup(dir, 9 << 20);
+      for (let p = 0; p < pages.numPages; p++) pages.data[p * pages.pageSize] = p % 251;
+      await cp.checkpoint([1]);
+      const expected = Array.from({ length: pages.numPages }, (_, p) => p % 251);
+      assert.deepEqual(filePages(dir), [expected], 'decoded (CRC checked), pages as snapshotted');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
