@@ -1,5 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { DsmParams } from '../src/dsm/app.ts';
 import { BUILTIN_APPS } from '../src/dsm/apps/index.ts';
@@ -26,8 +28,14 @@ import { median, round } from './lib/stats.ts';
  *    re-execute to the point of failure, against the failure-free run of the same job.
  *
  *   tsx bench/dsm-ft.ts [--runs 5] [--apps sor,lu] [--scale 1] [--quick] [--only overhead]
+ *     [--in-process]
  *   (--quick: 5 pairs at scale 0.5, no 250 ms variant, shorter recovery-state run;
  *   --only: a comma list of overhead, retention, recovery, the parts to run)
+ *
+ * Each overhead run is a fresh launcher process (this file with --one), as a `lazarus dsm run` is:
+ * without FT node 0 is the launcher's process, and in one long-lived benchmark process it would be
+ * warm (its protocol code JIT-compiled by the earlier runs) while FT's node 0, a child process, is
+ * always started afresh, which favours FT off. --in-process runs them all in this process instead.
  */
 
 const { values } = parseArgs({
@@ -37,6 +45,9 @@ const { values } = parseArgs({
     scale: { type: 'string', default: '1' },
     quick: { type: 'boolean', default: false },
     only: { type: 'string', default: 'overhead,retention,recovery' },
+    'in-process': { type: 'boolean', default: false },
+    /** Internal: run one cluster (JSON {app, params, ft?}), print its measure as JSON, exit. */
+    one: { type: 'string' },
   },
 });
 const parts = new Set(values.only.split(','));
@@ -75,6 +86,46 @@ async function timed(app: string, params: DsmParams, nodes: number, ft?: FtOptio
 
 console.log(`DSM fault-tolerance benchmark, ${runs} interleaved runs per variant, medians. ${machineLine()}`);
 
+const method = values['in-process'] ? 'every run in this process' : 'a fresh launcher process per run';
+
+/** One overhead run: node 0's compute time, whether the result checked, node 1's FT stats. */
+interface Measure {
+  readonly ms: number;
+  readonly ok: boolean;
+  readonly n1: FtStats | undefined;
+}
+
+async function measureHere(app: string, params: DsmParams, ft?: FtOptions): Promise<Measure> {
+  const { result: expected } = await runSequential(app, params);
+  const { run } = await timed(app, params, 2, ft);
+  const ok = run.result !== undefined && BUILTIN_APPS[app]!.check(run.result, expected).ok;
+  return { ms: run.computeMs, ok, n1: run.stats[1]?.ft };
+}
+
+/** One overhead run in a fresh launcher process (see the header), or here with --in-process. */
+async function measure(app: string, params: DsmParams, ft?: FtOptions): Promise<Measure> {
+  if (values['in-process']) return measureHere(app, params, ft);
+  const spec = JSON.stringify({ app, params, ...(ft ? { ft } : {}) });
+  const child = spawnSync(
+    process.execPath,
+    [...process.execArgv, fileURLToPath(import.meta.url), '--one', spec],
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 64 << 20,
+    },
+  );
+  const line = child.stdout.trim().split('\n').pop() ?? '';
+  if (child.status !== 0 || !line.startsWith('{')) throw new Error(`run of ${app} failed (${child.status})`);
+  return JSON.parse(line) as Measure;
+}
+
+if (values.one !== undefined) {
+  const { app, params, ft } = JSON.parse(values.one) as { app: string; params: DsmParams; ft?: FtOptions };
+  console.log(JSON.stringify(await measureHere(app, params, ft)));
+  process.exit(0);
+}
+
 // 1. Failure-free overhead: FT off; FT on with the default policy (a checkpoint at the first safe
 // point after each second); FT on with a checkpoint every 250 ms (a stress figure).
 const FT_DEFAULT: FtOptions = { gc: 'llt+cgc' };
@@ -83,7 +134,6 @@ const overhead: Record<string, Record<string, unknown>> = {};
 const rows: (string | number)[][] = [];
 for (const app of values.apps.split(',').filter((a) => a in SIZES && parts.has('overhead'))) {
   const params = SIZES[app]!(scale);
-  const { result: expected } = await runSequential(app, params);
   const off: number[] = [];
   const on: number[] = [];
   const on250: number[] = [];
@@ -95,24 +145,20 @@ for (const app of values.apps.split(',').filter((a) => a in SIZES && parts.has('
     // Alternate which variant goes first, so neither always runs right after the other.
     const [a, b] =
       r % 2 === 0
-        ? [await timed(app, params, 2), await timed(app, params, 2, FT_DEFAULT)]
-        : await timed(app, params, 2, FT_DEFAULT).then(
-            async (b) => [await timed(app, params, 2), b] as const,
-          );
-    off.push(a.run.computeMs);
-    on.push(b.run.computeMs);
-    pairs.push(b.run.computeMs / a.run.computeMs);
-    const c = stress ? await timed(app, params, 2, FT_250) : undefined;
+        ? [await measure(app, params), await measure(app, params, FT_DEFAULT)]
+        : await measure(app, params, FT_DEFAULT).then(async (b) => [await measure(app, params), b] as const);
+    off.push(a.ms);
+    on.push(b.ms);
+    pairs.push(b.ms / a.ms);
+    const c = stress ? await measure(app, params, FT_250) : undefined;
     if (c) {
-      on250.push(c.run.computeMs);
-      pairs250.push(c.run.computeMs / a.run.computeMs);
+      on250.push(c.ms);
+      pairs250.push(c.ms / a.ms);
     }
-    ok &&= [a, b, ...(c ? [c] : [])].every(
-      (x) => x.run.result !== undefined && BUILTIN_APPS[app]!.check(x.run.result, expected).ok,
-    );
+    ok &&= [a, b, ...(c ? [c] : [])].every((x) => x.ok);
     // Snapshots taken in the run (the last write may finish after the app), what one costs the app
-    // (snapshot and encoding), and, for durable ones, size and time until durable.
-    const n1 = (c ?? b).run.stats[1]?.ft;
+    // (the snapshot), and, for durable ones, size and time until durable.
+    const n1 = (c ?? b).n1;
     if (n1 && n1.checkpointsStarted > 0) {
       ckpt = {
         n: n1.checkpointsStarted,
@@ -155,7 +201,7 @@ for (const app of values.apps.split(',').filter((a) => a in SIZES && parts.has('
 }
 if (parts.has('overhead')) {
   console.log(
-    "\nFailure-free overhead, 2 nodes, compute ms on node 0, medians (FT: LLT + CGC; checkpoint policy: 1 s, or 250 ms; ratio: median of the interleaved pairs' ratios):",
+    `\nFailure-free overhead, 2 nodes, compute ms on node 0, medians (FT: LLT + CGC; checkpoint policy: 1 s, or 250 ms; ratio: median of the interleaved pairs' ratios; ${method}):`,
   );
   console.log(
     textTable(
@@ -255,6 +301,7 @@ emitResult({
   machine: describeMachine(),
   loadavg: os.loadavg().map((l) => round(l, 2)),
   runs,
+  method,
   overhead,
   retention,
   recovery,
