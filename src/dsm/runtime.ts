@@ -144,8 +144,6 @@ class NodeRuntime {
       },
       cp ? (state, due) => cp.safePoint(state, due) : undefined,
     );
-    // While the worker loads the app: the snapshot buffer is faulted in now, not at a checkpoint.
-    cp?.prepare();
   }
 
   receive(from: number, msg: ProtocolMessage): void {

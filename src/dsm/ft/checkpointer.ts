@@ -28,10 +28,10 @@ export class Checkpointer {
   #collecting: Promise<void> = Promise.resolve();
   #writing: Promise<void> | undefined;
   /**
-   * The buffer the next snapshot copies the pages into, kept from one checkpoint to the next and
-   * touched once up front (`prepare`): copying into fresh memory costs a page fault per 4 KiB, which
-   * made the app's wait several times longer than the copy itself. Taken while a checkpoint is
-   * being written (a checkpoint that finds none allocates its own).
+   * The buffer the next snapshot copies the pages into: the previous checkpoint's copy, kept once
+   * its file is written (copying into fresh memory costs a page fault per 4 KiB, several times the
+   * copy itself). Taken while a checkpoint is being written; a checkpoint that finds none (the
+   * first one, or one while another is written) copies into fresh memory.
    */
   #spare: Uint8Array | undefined;
 
@@ -50,17 +50,6 @@ export class Checkpointer {
     this.#clock = clock;
     this.#crash = crash;
     core.onTableChanged = () => this.collect();
-  }
-
-  /**
-   * Allocates and touches the snapshot buffer (at start-up, before the app runs): one copy of the
-   * shared space held for the node's life instead of a fresh one per checkpoint.
-   */
-  prepare(): void {
-    if (this.#spare) return;
-    const spare = new Uint8Array(this.#pages.data.length);
-    spare.fill(0xff);
-    this.#spare = spare;
   }
 
   get retained(): number {

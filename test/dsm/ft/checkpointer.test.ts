@@ -40,7 +40,6 @@ describe('FT checkpointer snapshot buffer', () => {
     const dir = mkdtempSync(join(tmpdir(), 'lz-ckpt-'));
     try {
       const { pages, cp } = setup(dir);
-      cp.prepare();
       const n = pages.numPages;
       for (let round = 1; round <= 3; round++) {
         pages.data.fill(round);
