@@ -246,6 +246,7 @@ function summaryJson(r: AppRun, wallMs: number) {
     nodes: r.nodes,
     sequentialMs: round(r.sequentialMs),
     computeMs: round(r.run.computeMs),
+    runMs: round(r.run.runMs),
     wallMs: round(wallMs),
     speedup: round(r.sequentialMs / r.run.computeMs),
     check: r.check,
@@ -255,13 +256,23 @@ function summaryJson(r: AppRun, wallMs: number) {
   };
 }
 
+/** After a restart, node 0's compute time counts only its last life: the job's own duration then. */
+function computeLine(r: AppRun, wallMs: number): string {
+  const recoveries = r.run.stats.reduce((n, s) => n + (s.ft?.recoveries ?? 0), 0);
+  const wall = `wall ${wallMs.toFixed(0)} ms with startup`;
+  if (recoveries > 0) {
+    return `  dsm run      ${r.run.runMs.toFixed(1)} ms  (with ${recoveries} recover${recoveries === 1 ? 'y' : 'ies'}, speedup ${(r.sequentialMs / r.run.runMs).toFixed(2)}x, ${wall})`;
+  }
+  return `  dsm compute  ${r.run.computeMs.toFixed(1)} ms  (speedup ${(r.sequentialMs / r.run.computeMs).toFixed(2)}x, ${wall})`;
+}
+
 function summaryText(r: AppRun, wallMs: number): string {
   const t = totals(r);
   const kb = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
   const lines = [
     `${r.app} on ${r.nodes} node(s), ${JSON.stringify(r.params)}`,
     `  sequential   ${r.sequentialMs.toFixed(1)} ms`,
-    `  dsm compute  ${r.run.computeMs.toFixed(1)} ms  (speedup ${(r.sequentialMs / r.run.computeMs).toFixed(2)}x, wall ${wallMs.toFixed(0)} ms with startup)`,
+    computeLine(r, wallMs),
     `  check        ${r.check.ok ? 'OK' : 'FAILED'}: ${r.check.detail}`,
     `  messages ${t.messagesSent}, ${kb(t.bytesSent)} sent; page fetches ${t.pageFetches} (${kb(t.pageFetchBytes)}); diffs ${t.diffsSent} (${kb(t.diffBytesSent)})`,
     `  locks ${t.lockAcquires} (wait ${t.lockWaitMs.toFixed(1)} ms); barriers ${t.barriers} (wait ${t.barrierWaitMs.toFixed(1)} ms)`,

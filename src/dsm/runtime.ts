@@ -249,6 +249,11 @@ export interface ClusterRun {
   readonly result: DsmResult | undefined;
   /** Compute time on node 0: start barrier to the barrier after run() (result gathering excluded). */
   readonly computeMs: number;
+  /**
+   * The coordinator's view, from its 'go' to the last node's DONE (result gathering included): with
+   * FT, the job's real duration when a node was restarted, whose computeMs counts only its last life.
+   */
+  readonly runMs: number;
   /** Per-node protocol statistics, index = node id. */
   readonly stats: readonly DsmStats[];
   /** FT runs: the supervisor's (barrier and lock manager) statistics and log. */
@@ -306,6 +311,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   let supervisor: SupervisorRole | undefined;
   /** Node 0's outcome: from its worker here (FT off), or sent by node 0 in RESULT chunks (FT). */
   let own: WorkerOutcome | undefined;
+  let goAt = 0;
+  let lastDoneAt = 0;
   const result0 = new ResultAssembler();
   let nextId = first;
   let finishing = false;
@@ -334,6 +341,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     settle.resolve({
       result: own.result,
       computeMs: own.ms,
+      runMs: lastDoneAt - goAt,
       stats: all,
       ...(supervisor ? { supervisor: supervisor.stats() } : {}),
     });
@@ -342,6 +350,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const maybeGo = () => {
     if ((!runtime && !supervisor) || ready.size < joiners || running) return;
     running = true;
+    goAt = performance.now();
     progress({ kind: 'started' });
     for (let p = first; p < nodes; p++) trySend(mesh, p, { type: 'go' });
     runtime?.worker.go();
@@ -435,6 +444,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
             if (!own) throw createError(ErrorCodes.PROTOCOL, 'node 0 done before its whole result');
           }
           done.set(from, parseStats(msg.stats));
+          lastDoneAt = performance.now();
           progress({ kind: 'node-done', node: from });
           maybeFinish();
           return;
@@ -484,6 +494,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   rt.worker.finished.then(
     (outcome) => {
       own = outcome;
+      lastDoneAt = Math.max(lastDoneAt, performance.now());
       rt.protocol.appDone();
       progress({ kind: 'node-done', node: 0 });
       maybeFinish();

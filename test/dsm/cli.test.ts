@@ -102,6 +102,11 @@ describe('lazarus dsm (CLI)', () => {
     assert.equal(summary.check.ok, true, summary.check.detail);
     assert.equal(summary.perNode[0].ft.recoveries, 1, 'node 0 ran as a recovery');
     assert.ok(summary.supervisor?.ft, 'the supervisor reports its log');
+    // Node 0's compute time covers only its last life; the run's own duration spans the recovery.
+    assert.ok(
+      summary.runMs > summary.computeMs,
+      `run ${summary.runMs} ms longer than node 0's last life ${summary.computeMs} ms`,
+    );
     const bad = await outcome(lazarus(['dsm', 'run', 'lu', '--nodes', '2', '--kill-at', '1:1']));
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /--kill-at needs --ft/);
