@@ -1,10 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { DsmParams } from '../src/dsm/app.ts';
 import { BUILTIN_APPS } from '../src/dsm/apps/index.ts';
+import { CheckpointStore } from '../src/dsm/ft/checkpoint-store.ts';
 import type { GcMode } from '../src/dsm/ft/core.ts';
 import { type FtOptions, runCluster, runSequential } from '../src/dsm/launcher.ts';
 import type { ProgressEvent } from '../src/dsm/runtime.ts';
@@ -66,7 +68,13 @@ const SIZES: Record<string, (s: number) => DsmParams> = {
   radix: (s) => ({ n: Math.round((1 << 20) * s), seed: 11 }),
 };
 
-async function timed(app: string, params: DsmParams, nodes: number, ft?: FtOptions) {
+async function timed(
+  app: string,
+  params: DsmParams,
+  nodes: number,
+  ft?: FtOptions,
+  onEvent?: (e: ProgressEvent) => void,
+) {
   const events: { at: number; e: ProgressEvent }[] = [];
   let t0 = 0;
   const started = performance.now();
@@ -79,6 +87,7 @@ async function timed(app: string, params: DsmParams, nodes: number, ft?: FtOptio
     onProgress: (e) => {
       if (e.kind === 'started') t0 = performance.now();
       events.push({ at: performance.now() - t0, e });
+      onEvent?.(e);
     },
   });
   return { run, wallMs: performance.now() - started, events };
@@ -311,10 +320,25 @@ async function recoveryPart() {
   const luParams = { n: values.quick ? 256 : 512, bs: 16, seed: 7 };
   const base = await timed('lu', luParams, 3, { policy: { everySafePoints: 4 } });
   const killAt = Math.max(20, Math.round(base.run.computeMs * 0.6));
-  const failed = await timed('lu', luParams, 3, {
-    policy: { everySafePoints: 4 },
-    kills: [{ node: 2, atMs: killAt }],
-  });
+  // The work lost is what node 2 had done since its last durable checkpoint: read off the files
+  // (their mtimes) the moment it is reported lost, before its restart writes new ones.
+  const dir = mkdtempSync(join(os.tmpdir(), 'lazarus-bench-ft-'));
+  let startedWall = 0;
+  let lastCheckpointWall: number | undefined;
+  const failed = await timed(
+    'lu',
+    luParams,
+    3,
+    { dir, policy: { everySafePoints: 4 }, kills: [{ node: 2, atMs: killAt }] },
+    (e) => {
+      if (e.kind === 'started') startedWall = Date.now();
+      if (e.kind === 'node-lost' && e.node === 2 && lastCheckpointWall === undefined) {
+        const files = CheckpointStore.list(dir, 2);
+        lastCheckpointWall = files.length > 0 ? statSync(files.at(-1)!.path).mtimeMs : startedWall;
+      }
+    },
+  );
+  rmSync(dir, { recursive: true, force: true });
   const at = (kind: ProgressEvent['kind']) => failed.events.find((x) => x.e.kind === kind)?.at;
   const lostAt = at('node-lost');
   const restartedAt = at('restarted');
@@ -332,6 +356,7 @@ async function recoveryPart() {
       restartedAt !== undefined && rejoinedAt !== undefined ? round(rejoinedAt - restartedAt, 1) : -1,
     reexecute_ms:
       rejoinedAt !== undefined && recoveredAt !== undefined ? round(recoveredAt - rejoinedAt, 1) : -1,
+    work_lost_ms: lastCheckpointWall !== undefined ? round(startedWall + killAt - lastCheckpointWall, 1) : -1,
     replayed_answers: n2.replayedAnswers,
     total_ms_failure_free: round(base.run.computeMs, 1),
     total_ms_one_failure: round(failed.run.computeMs, 1),
@@ -345,6 +370,7 @@ async function recoveryPart() {
       [
         'detect ms',
         'restart+rejoin ms',
+        'work lost ms',
         're-execute ms',
         'replayed',
         'free ms',
@@ -356,6 +382,7 @@ async function recoveryPart() {
         [
           recovery.detect_ms,
           recovery.restart_ms,
+          recovery.work_lost_ms,
           recovery.reexecute_ms,
           recovery.replayed_answers,
           recovery.total_ms_failure_free,
@@ -367,7 +394,7 @@ async function recoveryPart() {
     ),
   );
   console.log(
-    '(work lost = what node 2 did since its last checkpoint, redone in "re-execute"; restart includes process and worker start-up)',
+    '(work lost = what node 2 had done since its last durable checkpoint, redone in "re-execute"; restart includes process and worker start-up)',
   );
   return recovery;
 }
