@@ -11,7 +11,8 @@ import type { GcMode } from '../src/dsm/ft/core.ts';
 import { type FtOptions, runCluster, runSequential } from '../src/dsm/launcher.ts';
 import type { ProgressEvent } from '../src/dsm/runtime.ts';
 import type { FtStats } from '../src/dsm/stats.ts';
-import { describeMachine, machineLine } from './lib/machine.ts';
+import { lastJsonLine } from './lib/child.ts';
+import { describeMachine, loadAverage, machineLine } from './lib/machine.ts';
 import { emitResult, textTable } from './lib/report.ts';
 import { median, round } from './lib/stats.ts';
 
@@ -124,9 +125,9 @@ async function measure(app: string, params: DsmParams, ft?: FtOptions): Promise<
       maxBuffer: 64 << 20,
     },
   );
-  const line = child.stdout.trim().split('\n').pop() ?? '';
-  if (child.status !== 0 || !line.startsWith('{')) throw new Error(`run of ${app} failed (${child.status})`);
-  return JSON.parse(line) as Measure;
+  const measured = lastJsonLine(child.stdout);
+  if (child.status !== 0 || !measured) throw new Error(`run of ${app} failed (${child.status})`);
+  return measured as unknown as Measure;
 }
 
 if (values.one !== undefined) {
@@ -308,7 +309,7 @@ const recovery = parts.has('recovery') ? await recoveryPart() : null;
 emitResult({
   bench: 'dsm-ft',
   machine: describeMachine(),
-  loadavg: os.loadavg().map((l) => round(l, 2)),
+  loadavg: loadAverage(),
   runs,
   method,
   overhead,

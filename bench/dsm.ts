@@ -5,7 +5,7 @@ import type { DsmParams } from '../src/dsm/app.ts';
 import { BUILTIN_APPS } from '../src/dsm/apps/index.ts';
 import { runCluster, runSequential } from '../src/dsm/launcher.ts';
 import { addStats, emptyStats } from '../src/dsm/stats.ts';
-import { describeMachine, machineLine } from './lib/machine.ts';
+import { describeMachine, loadAverage, machineLine } from './lib/machine.ts';
 import { emitResult, textTable } from './lib/report.ts';
 import { median, round } from './lib/stats.ts';
 
@@ -216,7 +216,7 @@ async function main(): Promise<void> {
   emitResult({
     bench: 'dsm',
     machine: describeMachine(),
-    loadavg: os.loadavg().map((l) => round(l, 2)),
+    loadavg: loadAverage(),
     runs,
     apps: results,
   });
