@@ -253,27 +253,19 @@ for (const gc of parts.has('retention') ? gcModes : []) {
     retained_checkpoints: f.retainedCheckpoints,
     retained_checkpoint_bytes: f.retainedCheckpointBytes,
   }));
+  // Means over nodes 1 and 2's checkpoints.
+  const sum = (get: (f: FtStats) => number) => ft.slice(1).reduce((s, f) => s + get(f), 0);
+  const taken = Math.max(
+    1,
+    sum((f) => f.checkpoints),
+  );
   retention[gc] = {
     max_log_bytes: Math.max(...perNode.map((n) => n.max_bytes)),
     final_log_bytes: perNode.reduce((s, n) => s + n.final_bytes, 0),
     retained_checkpoints: perNode.reduce((s, n) => s + n.retained_checkpoints, 0),
     checkpoints: perNode.reduce((s, n) => s + n.checkpoints, 0),
-    checkpoint_bytes_mean: round(
-      ft.slice(1).reduce((s, f) => s + f.checkpointBytes, 0) /
-        Math.max(
-          1,
-          ft.slice(1).reduce((s, f) => s + f.checkpoints, 0),
-        ),
-      0,
-    ),
-    checkpoint_ms_mean: round(
-      ft.slice(1).reduce((s, f) => s + f.checkpointMs, 0) /
-        Math.max(
-          1,
-          ft.slice(1).reduce((s, f) => s + f.checkpoints, 0),
-        ),
-      2,
-    ),
+    checkpoint_bytes_mean: round(sum((f) => f.checkpointBytes) / taken, 0),
+    checkpoint_ms_mean: round(sum((f) => f.checkpointMs) / taken, 2),
   };
   for (const [i, n] of perNode.entries()) {
     retRows.push([
