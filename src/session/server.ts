@@ -32,6 +32,7 @@ import {
 } from './protocol.ts';
 import { ReplayGuard } from './replay-guard.ts';
 import { type ContinuationOptions, ServerSession, type SessionHost } from './server-session.ts';
+import type { SessionTuning } from './session-stream.ts';
 
 export { ServerSession };
 
@@ -124,6 +125,8 @@ export class SessionServer extends EventEmitter implements SessionHost {
   readonly serverId: string;
   readonly #secret: Buffer;
   readonly #common: ResolvedCommon;
+  /** Every session's tuning: the common one, with the server's way of keeping alive. */
+  readonly #tuning: SessionTuning;
   readonly #cont: ContinuationOptions;
   readonly #pool: SessionPool | undefined;
   readonly #maxSessions: number;
@@ -152,6 +155,9 @@ export class SessionServer extends EventEmitter implements SessionHost {
   constructor(options: ServerOptions = {}, handler?: SessionHandler) {
     super();
     this.#common = resolveCommon(options);
+    // Clients ping anyway: a server probes only a client quiet for half the timeout.
+    const keepalive = this.#common.tuning.keepalive;
+    this.#tuning = { ...this.#common.tuning, keepalive: { ...keepalive, quietFor: keepalive.timeout / 2 } };
     this.#pool = options.pool;
     this.#secret = options.pool ? options.pool.secret : poolSecretBytes(options.secret);
     this.serverId = options.serverId ?? options.pool?.selfId ?? newNonce().subarray(0, 6).toString('hex');
@@ -553,7 +559,7 @@ export class SessionServer extends EventEmitter implements SessionHost {
     if (this.#closing) throw createError(ErrorCodes.SERVER_CLOSING, 'server is closing');
     const id = newSessionId();
     const hex = id.toString('hex');
-    const session = new ServerSession(this, hex, this.#common.tuning, this.#cont);
+    const session = new ServerSession(this, hex, this.#tuning, this.#cont);
     this.#sessions.set(hex, session);
     conn.send(
       encode.opened({
@@ -683,7 +689,7 @@ export class SessionServer extends EventEmitter implements SessionHost {
   }
 
   #adopted(hex: string, continuation: Continuation): ServerSession {
-    const session = new ServerSession(this, hex, this.#common.tuning, this.#cont, continuation);
+    const session = new ServerSession(this, hex, this.#tuning, this.#cont, continuation);
     this.#sessions.set(hex, session);
     this.#tombstones.delete(hex);
     this.emit('adopted', hex);

@@ -165,12 +165,7 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
     conn.setHandler(this);
     conn.socket.setNoDelay(this.#noDelay);
     if (this.#keepAlive) conn.socket.setKeepAlive(this.#keepAlive.enable, this.#keepAlive.delay);
-    // Clients ping when the server has gone quiet; servers probe only a client quiet for half the
-    // timeout, since clients ping anyway.
-    const keepalive = this.tuning.keepalive;
-    conn.startKeepalive(
-      this.side === 'server' ? { ...keepalive, quietFor: keepalive.timeout / 2 } : keepalive,
-    );
+    conn.startKeepalive(this.tuning.keepalive);
     // The handshake told the peer what we have received, which it takes as an acknowledgement.
     this.#ackSent = this.receivedOffset;
     this.#clearAckTimer();
