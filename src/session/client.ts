@@ -656,10 +656,6 @@ export class ClientSession extends SessionStream {
   }
 }
 
-/**
- * Opens a migratory session to a lazarus server. Returns at once, like net.connect; 'connect' fires
- * when the session is open. Writes before that are kept and sent on open.
- */
 /** A client whose policies read the RTT pings on a fixed period, the shortest any of them asks for. */
 function clientTuning(tuning: SessionTuning, policies: readonly MigrationPolicy[]): SessionTuning {
   const every = Math.min(...policies.map((p) => p.rttSampleEvery ?? Number.POSITIVE_INFINITY));
@@ -671,6 +667,10 @@ function clientTuning(tuning: SessionTuning, policies: readonly MigrationPolicy[
   };
 }
 
+/**
+ * Opens a migratory session to a lazarus server. Returns at once, like net.connect; 'connect' fires
+ * when the session is open. Writes before that are kept and sent on open.
+ */
 export function connect(options: ConnectOptions, connectListener?: () => void): ClientSession {
   const session = new ClientSession(options);
   if (connectListener) session.once('connect', connectListener);
