@@ -72,28 +72,20 @@ export class Checkpointer {
    * thread's clock's decision, when it runs one (runtime.ts); otherwise this node's clock decides.
    */
   async safePoint(app: number[], due?: boolean): Promise<void> {
-    // `due`: the app thread's clock decided (it shares the forced flag with this one).
     if (!(due ?? this.#clock.due())) return;
-    // Not while re-executing: logged forwards are still being taken out of order then.
-    if (this.#core.replaying) {
-      this.#clock.force();
-      return;
-    }
-    if (this.#writing) {
+    // Not while re-executing (logged forwards are still being taken out of order then), nor while
+    // the previous checkpoint is being written: the next safe point takes this one.
+    if (this.#core.replaying || this.#writing) {
       this.#clock.force();
       return;
     }
     const writing = this.checkpoint(app);
     if (this.#clock.wait) return writing;
     this.#writing = writing;
-    writing.then(
-      () => {
-        this.#writing = undefined;
-      },
-      () => {
-        this.#writing = undefined;
-      },
-    );
+    const clear = () => {
+      this.#writing = undefined;
+    };
+    writing.then(clear, clear);
   }
 
   /** Resolves once the checkpoint in progress, if any, is durable (tests, shutdown). */
