@@ -341,7 +341,9 @@ async function recoveryPart() {
   const recovery = {
     params: luParams,
     kill_at_ms: killAt,
+    // A run that ended before the kill measured no recovery: it does not count as checked.
     ok:
+      lostAt !== undefined &&
       failed.run.result !== undefined &&
       BUILTIN_APPS.lu!.check(failed.run.result, (await runSequential('lu', luParams)).result).ok,
     detect_ms: lostAt !== undefined ? round(lostAt - killAt, 1) : -1,
