@@ -88,11 +88,6 @@ export class Checkpointer {
     writing.then(clear, clear);
   }
 
-  /** Resolves once the checkpoint in progress, if any, is durable (tests, shutdown). */
-  async settled(): Promise<void> {
-    await this.#writing;
-  }
-
   async checkpoint(app: number[]): Promise<void> {
     const started = performance.now();
     const core = this.#core;
