@@ -26,7 +26,7 @@ export interface FtCounters {
   checkpointsStarted: number;
   checkpoints: number;
   checkpointBytes: number;
-  /** Until durable, and the part the app waited for (snapshot and encoding). */
+  /** Until durable, and the part the app waited for (the snapshot: encoding comes after). */
   checkpointMs: number;
   checkpointBlockMs: number;
   lastCheckpointBytes: number;
