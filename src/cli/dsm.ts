@@ -2,7 +2,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import type { DsmParams } from '../dsm/app.ts';
 import { BUILTIN_APPS, loadApp } from '../dsm/apps/index.ts';
 import { newSecret } from '../dsm/auth.ts';
-import type { GcMode } from '../dsm/ft/core.ts';
+import { type GcMode, isGcMode } from '../dsm/ft/core.ts';
 import { type AppRun, parseHostPort, runApp, SECRET_ENV } from '../dsm/launcher.ts';
 import { DEFAULT_PAGE_SIZE } from '../dsm/pages.ts';
 import { joinCluster, type ProgressEvent } from '../dsm/runtime.ts';
@@ -303,9 +303,7 @@ function summaryText(r: AppRun, wallMs: number): string {
 }
 
 function gcMode(value: string): GcMode {
-  if (value !== 'none' && value !== 'llt' && value !== 'llt+cgc') {
-    throw new InvalidArgumentError('expected none, llt or llt+cgc');
-  }
+  if (!isGcMode(value)) throw new InvalidArgumentError('expected none, llt or llt+cgc');
   return value;
 }
 

@@ -5,7 +5,7 @@ import { checkSecret } from './auth.ts';
 import { WorkerHost, type WorkerOutcome } from './bridge.ts';
 import { CheckpointStore } from './ft/checkpoint-store.ts';
 import { Checkpointer } from './ft/checkpointer.ts';
-import { FtCore, type FtSettings, supervisorOf } from './ft/core.ts';
+import { FtCore, type FtSettings, isGcMode, supervisorOf } from './ft/core.ts';
 import { CrashPlan } from './ft/crash-plan.ts';
 import { CheckpointClock } from './ft/policy.ts';
 import { answerRecovery, RecoveryCollector } from './ft/recovery.ts';
@@ -760,7 +760,7 @@ function parseFt(json: string): FtSettings {
     typeof o.dir !== 'string' ||
     typeof o.policy !== 'object' ||
     o.policy === null ||
-    !['none', 'llt', 'llt+cgc'].includes(o.gc as string)
+    !isGcMode(o.gc)
   ) {
     throw createError(ErrorCodes.MALFORMED_FRAME, 'start: bad ft settings');
   }

@@ -9,6 +9,12 @@ import { CkptTable, initialCkpt } from './trimming.ts';
 /** How much recovery state is garbage-collected: nothing, logs (LLT), logs and checkpoints (CGC). */
 export type GcMode = 'none' | 'llt' | 'llt+cgc';
 
+const GC_MODES: readonly GcMode[] = ['none', 'llt', 'llt+cgc'];
+
+export function isGcMode(value: unknown): value is GcMode {
+  return GC_MODES.includes(value as GcMode);
+}
+
 /** FT settings, the same on every node (they travel in START). */
 export interface FtSettings {
   /** Checkpoint directory (each node writes its own files there, on its own host). */
