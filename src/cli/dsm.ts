@@ -50,8 +50,9 @@ interface RunFlags {
   ft?: boolean;
   killAt?: { node: number; atMs: number }[];
   ckptDir?: string;
-  ckptEvery?: number;
-  gc?: GcMode;
+  /** Commander's defaults: always set. */
+  ckptEvery: number;
+  gc: GcMode;
   size?: number;
   param?: Record<string, number>;
   pageSize: number;
@@ -152,8 +153,8 @@ export function registerDsmCommand(program: Command): void {
           ...(flags.ft
             ? {
                 ft: {
-                  policy: { intervalMs: flags.ckptEvery ?? 1000 },
-                  gc: flags.gc ?? 'llt+cgc',
+                  policy: { intervalMs: flags.ckptEvery },
+                  gc: flags.gc,
                   ...(flags.ckptDir ? { dir: flags.ckptDir } : {}),
                   ...(flags.killAt ? { kills: flags.killAt } : {}),
                 },
