@@ -119,8 +119,11 @@ export const sor: DsmApp = {
       for (let r = end; r < b; r++) rows.push(r);
       return rows;
     };
-    const ghostViews = (parity: number) =>
-      ghostRows().map((r) => halo.subarray(ghostSource(r, parity), ghostSource(r, parity) + size));
+    const ghostView = (r: number, parity: number) => {
+      const at = ghostSource(r, parity);
+      return halo.subarray(at, at + size);
+    };
+    const ghostViews = (parity: number) => ghostRows().map((r) => ghostView(r, parity));
     // Neighbours read our boundary rows from the halo of one parity while we write the other's, and
     // nobody reads a segment until the end: no data race between barriers, however deep the ghosts.
     const publish = (parity: number) => {
@@ -149,7 +152,7 @@ export const sor: DsmApp = {
       if (end > start) {
         ctx.write(seg);
         for (const r of ghostRows()) {
-          const view = halo.subarray(ghostSource(r, parity), ghostSource(r, parity) + size);
+          const view = ghostView(r, parity);
           ctx.read(view);
           seg.set(view, (r - a) * size);
         }
