@@ -81,9 +81,14 @@ export function encodeCheckpoint(c: Checkpoint): Buffer {
 }
 
 /** The CRC-32 trailer of a checkpoint encoded in parts. */
-export function checksumOf(parts: readonly Uint8Array[]): Buffer {
+function checksumOf(parts: readonly Uint8Array[]): Buffer {
   let crc = 0;
   for (const p of parts) crc = crc32(p, crc);
+  return crcTrailer(crc);
+}
+
+/** The trailer that ends an encoded checkpoint: the CRC-32 of everything before it. */
+export function crcTrailer(crc: number): Buffer {
   const out = Buffer.allocUnsafe(4);
   out.writeUInt32BE(crc);
   return out;

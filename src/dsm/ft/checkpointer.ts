@@ -2,7 +2,13 @@ import { crc32 } from 'node:zlib';
 import { createError, ErrorCodes } from '../../wire/errors.ts';
 import type { PageTable } from '../pages.ts';
 import type { DsmProtocol } from '../protocol.ts';
-import { type Checkpoint, ckptInfoOf, decodeCheckpoint, encodeCheckpointParts } from './checkpoint-codec.ts';
+import {
+  type Checkpoint,
+  ckptInfoOf,
+  crcTrailer,
+  decodeCheckpoint,
+  encodeCheckpointParts,
+} from './checkpoint-codec.ts';
 import { CheckpointStore, type SegmentKey } from './checkpoint-store.ts';
 import type { FtCore } from './core.ts';
 import type { CrashPlan } from './crash-plan.ts';
@@ -207,7 +213,7 @@ export class Checkpointer {
 /** Bytes checksummed per turn of the event loop: the node serves its peers between two. */
 const CRC_CHUNK = 4 << 20;
 
-/** The CRC-32 trailer of the parts (as `checksumOf`), a few MiB per turn of the event loop. */
+/** The CRC-32 trailer of the parts (as `encodeCheckpoint` ends), a few MiB per turn of the event loop. */
 async function checksumInTurns(parts: readonly Uint8Array[]): Promise<Buffer> {
   let crc = 0;
   let done = 0;
@@ -222,9 +228,7 @@ async function checksumInTurns(parts: readonly Uint8Array[]): Promise<Buffer> {
       }
     }
   }
-  const out = Buffer.allocUnsafe(4);
-  out.writeUInt32BE(crc);
-  return out;
+  return crcTrailer(crc);
 }
 
 export { decodeCheckpoint };
