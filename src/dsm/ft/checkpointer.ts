@@ -36,8 +36,8 @@ export class Checkpointer {
   /**
    * The buffer the next snapshot copies the pages into: the previous checkpoint's copy, kept once
    * its file is written (copying into fresh memory costs a page fault per 4 KiB, several times the
-   * copy itself). Taken while a checkpoint is being written; a checkpoint that finds none (the
-   * first one, or one while another is written) copies into fresh memory.
+   * copy itself). Taken while a checkpoint is being written (safePoint never starts another then);
+   * the first checkpoint finds none and copies into fresh memory.
    */
   #spare: Uint8Array | undefined;
 
