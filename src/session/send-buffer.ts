@@ -1,3 +1,4 @@
+import { bytesAfter } from '../wire/buffers.ts';
 import { createError, ErrorCodes } from '../wire/errors.ts';
 
 /**
@@ -77,18 +78,7 @@ export class SendBuffer {
     if (offset < this.#base || offset > this.#end) {
       throw createError(ErrorCodes.STALE_OFFSET, `offset ${offset} is outside [${this.#base}, ${this.#end}]`);
     }
-    const out: Buffer[] = [];
-    let skip = offset - this.#base;
-    for (let i = this.#head; i < this.#chunks.length; i++) {
-      const chunk = this.#chunks[i]!;
-      if (skip >= chunk.length) {
-        skip -= chunk.length;
-        continue;
-      }
-      out.push(skip > 0 ? chunk.subarray(skip) : chunk);
-      skip = 0;
-    }
-    return out;
+    return bytesAfter(this.#chunks, offset - this.#base, this.#head);
   }
 
   #drop(upTo: number): void {

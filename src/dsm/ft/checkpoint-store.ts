@@ -1,6 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { bytesAfter } from '../../wire/buffers.ts';
 import type { LogKind } from './logs.ts';
 
 /** What a checkpoint file's log segment holds, kept in memory so CGC needs no re-reading. */
@@ -95,7 +96,7 @@ export class CheckpointStore {
       let left = list;
       while (left.length > 0) {
         const { bytesWritten } = await fh.writev(left as Uint8Array[]);
-        left = skip(left, bytesWritten);
+        left = bytesAfter(left, bytesWritten);
       }
       await fh.sync();
     } finally {
@@ -122,19 +123,4 @@ export class CheckpointStore {
     }
     return gone.length;
   }
-}
-
-/** What is left of `parts` once `n` bytes of them are written (writev may write less than all). */
-function skip(parts: readonly Uint8Array[], n: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  let left = n;
-  for (const p of parts) {
-    if (left >= p.length) {
-      left -= p.length;
-      continue;
-    }
-    out.push(left > 0 ? p.subarray(left) : p);
-    left = 0;
-  }
-  return out;
 }
