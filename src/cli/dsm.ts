@@ -293,6 +293,11 @@ function summaryText(r: AppRun, wallMs: number): string {
         `  ${String(i).padStart(4)}  ${String(f.checkpoints).padStart(5)}  ${(f.checkpointBytes / 1024).toFixed(1).padStart(7)}  ${String(f.retainedCheckpoints).padStart(4)}  ${String(f.retainedLogEntries).padStart(10)}  ${(f.retainedLogBytes / 1024).toFixed(1).padStart(6)}  ${String(f.recoveries).padStart(10)}  ${String(f.replayedAnswers).padStart(8)}  ${String(f.dupsDropped).padStart(11)}`,
       );
     });
+    const failed = r.run.stats.reduce((n, s) => n + (s.ft?.checkpointFailures ?? 0), 0);
+    if (failed > 0)
+      lines.push(
+        `  ${failed} checkpoint write(s) failed (each retried at the next safe point; LAZARUS_DSM_DEBUG=1 shows why)`,
+      );
     const sup = r.run.supervisor?.ft;
     // The supervisor (barrier and lock manager) never checkpoints or recovers: only its log counts.
     if (sup)

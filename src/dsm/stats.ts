@@ -25,6 +25,8 @@ export interface FtCounters {
   /** Snapshots taken, and checkpoints durable (a write may still run when the app ends). */
   checkpointsStarted: number;
   checkpoints: number;
+  /** Checkpoint files that could not be written (the next safe point tries again). */
+  checkpointFailures: number;
   checkpointBytes: number;
   /** Until durable, and the part the app waited for (the snapshot: encoding comes after). */
   checkpointMs: number;
@@ -77,7 +79,8 @@ export function addStats(into: DsmStats, other: Partial<DsmStats>): DsmStats {
 
 /**
  * Protocol events for observers (dashboard, tests, FT instrumentation), published only when someone
- * subscribes: { node, event: 'fetch' | 'diffs' | 'acquire' | 'release' | 'barrier' | 'peer-error', ... }.
+ * subscribes: { node, event: 'fetch' | 'diffs' | 'acquire' | 'release' | 'barrier' | 'peer-error' |
+ * 'checkpoint-failed', ... }.
  */
 export const dsmChannel = channel('lazarus:dsm');
 

@@ -91,19 +91,25 @@ export class CheckpointStore {
     const tmp = `${path}.tmp`;
     const list = Buffer.isBuffer(parts) ? [parts] : parts;
     const bytes = list.reduce((n, p) => n + p.length, 0);
-    const fh = await open(tmp, 'w');
     try {
-      let left = list;
-      while (left.length > 0) {
-        const { bytesWritten } = await fh.writev(left as Uint8Array[]);
-        left = bytesAfter(left, bytesWritten);
+      const fh = await open(tmp, 'w');
+      try {
+        let left = list;
+        while (left.length > 0) {
+          const { bytesWritten } = await fh.writev(left as Uint8Array[]);
+          left = bytesAfter(left, bytesWritten);
+        }
+        await fh.sync();
+      } finally {
+        await fh.close();
       }
-      await fh.sync();
-    } finally {
-      await fh.close();
+      crashHook?.();
+      await rename(tmp, path);
+    } catch (err) {
+      // A failed write (disk full, say) leaves no partial file to fill the disk further.
+      await rm(tmp, { force: true }).catch(() => {});
+      throw err;
     }
-    crashHook?.();
-    await rename(tmp, path);
     const dh = await open(this.dir, 'r');
     try {
       await dh.sync();

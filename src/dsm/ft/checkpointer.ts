@@ -2,6 +2,7 @@ import { crc32 } from 'node:zlib';
 import { createError, ErrorCodes } from '../../wire/errors.ts';
 import type { PageTable } from '../pages.ts';
 import type { DsmProtocol } from '../protocol.ts';
+import { publish } from '../stats.ts';
 import {
   type Checkpoint,
   ckptInfoOf,
@@ -12,6 +13,7 @@ import {
 import { CheckpointStore, type SegmentKey } from './checkpoint-store.ts';
 import type { FtCore } from './core.ts';
 import type { CrashPlan } from './crash-plan.ts';
+import type { LogEntry } from './logs.ts';
 import type { CheckpointClock } from './policy.ts';
 import { CkptTable, neededBy } from './trimming.ts';
 
@@ -40,6 +42,8 @@ export class Checkpointer {
    * the first checkpoint finds none and copies into fresh memory.
    */
   #spare: Uint8Array | undefined;
+  /** Log entries of checkpoints whose file could not be written: in no file yet, so the next takes them. */
+  #carried: LogEntry[] = [];
 
   constructor(
     protocol: DsmProtocol,
@@ -85,7 +89,7 @@ export class Checkpointer {
       this.#clock.force();
       return;
     }
-    const writing = this.checkpoint(app);
+    const writing = this.checkpoint(app).then(() => {});
     if (this.#clock.wait) return writing;
     this.#writing = writing;
     const clear = () => {
@@ -94,13 +98,20 @@ export class Checkpointer {
     writing.then(clear, clear);
   }
 
-  async checkpoint(app: number[]): Promise<void> {
+  /**
+   * Takes a checkpoint; resolves true once its file is durable. A failed write (disk full, say) is
+   * counted and published, not thrown: the node goes on from its last durable checkpoint, which is
+   * all its peers were told of, and tries again at the next safe point, whose file then also
+   * carries this one's log entries.
+   */
+  async checkpoint(app: number[]): Promise<boolean> {
     const started = performance.now();
     const core = this.#core;
     // Everything below is read synchronously: one consistent instant of this node's main thread.
     const protocol = this.#protocol.snapshot();
     const time = this.#protocol.log.time();
-    const segment = core.log.since(this.#mark);
+    const segment = [...this.#carried, ...core.log.since(this.#mark)];
+    this.#carried = [];
     this.#mark = core.log.nextId;
     const { state, pageSize, numPages } = this.#pages;
     // The one copy of the pages, taken in the same instant as the rest.
@@ -129,6 +140,12 @@ export class Checkpointer {
       const all = [...parts, await checksumInTurns(parts)];
       bytes = all.reduce((n, p) => n + p.length, 0);
       await this.#store.write(ckpt.seq, all, keys, () => this.#crash?.hit('checkpoint'));
+    } catch (err) {
+      this.#carried = [...segment, ...this.#carried].sort((a, b) => a.id - b.id);
+      core.counters.checkpointFailures++;
+      publish({ node: core.me, event: 'checkpoint-failed', seq: ckpt.seq, error: String(err) });
+      this.#clock.force();
+      return false;
     } finally {
       // Written (or failed): the buffer may take the next snapshot.
       this.#spare ??= pages;
@@ -143,6 +160,7 @@ export class Checkpointer {
     c.lastCheckpointBytes = bytes;
     c.checkpointMs += performance.now() - started;
     this.collect();
+    return true;
   }
 
   /** A copy of every page, in the spare buffer when there is one (it is then taken until written). */

@@ -89,6 +89,7 @@ export class FtCore {
   readonly counters: FtCounters = {
     checkpointsStarted: 0,
     checkpoints: 0,
+    checkpointFailures: 0,
     checkpointBytes: 0,
     checkpointMs: 0,
     checkpointBlockMs: 0,

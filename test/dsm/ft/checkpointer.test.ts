@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -24,7 +24,7 @@ function setup(dir: string, bytes = 8 * 1024) {
   });
   const store = new CheckpointStore(dir, 0);
   const cp = new Checkpointer(protocol, pages, core, store, new CheckpointClock(0, { everySafePoints: 1 }));
-  return { pages, cp };
+  return { pages, cp, core };
 }
 
 /** The first byte of every page of each checkpoint file, oldest first. */
@@ -73,6 +73,40 @@ describe('FT checkpointer snapshot buffer', () => {
       await cp.checkpoint([1]);
       const expected = Array.from({ length: pages.numPages }, (_, p) => p % 251);
       assert.deepEqual(filePages(dir), [expected], 'decoded (CRC checked), pages as snapshotted');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('FT checkpointer write failures', () => {
+  test('a checkpoint whose file cannot be written is counted, leaves no partial file, and the next file carries its log entries', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lz-ckpt-'));
+    try {
+      const { cp, core } = setup(dir);
+      const reply = (req: number) => ({ type: 'page-reply' as const, req, pages: [] });
+      core.log.append(1, reply(1));
+      assert.equal(await cp.checkpoint([1]), true);
+      core.log.append(1, reply(2));
+      // Checkpoint 2's temporary name is taken by a directory: its write fails (as a full disk would).
+      mkdirSync(join(dir, 'ckpt-0-2.bin.tmp'));
+      const before = core.own;
+      assert.equal(await cp.checkpoint([2]), false);
+      assert.equal(core.counters.checkpointFailures, 1);
+      assert.equal(core.own, before, 'peers are still told of checkpoint 1 only');
+      assert.ok(!existsSync(join(dir, 'ckpt-0-2.bin')), 'no file under the final name');
+      rmSync(join(dir, 'ckpt-0-2.bin.tmp'), { recursive: true });
+      core.log.append(1, reply(3));
+      assert.equal(await cp.checkpoint([3]), true);
+      const segments = CheckpointStore.list(dir, 0).map((f) =>
+        decodeCheckpoint(CheckpointStore.read(f.path)).segment.map((e) => (e.msg as { req: number }).req),
+      );
+      assert.deepEqual(
+        segments,
+        [[1], [2, 3]],
+        'reply 2, logged before the failed checkpoint, is in the next file',
+      );
+      assert.deepEqual(readdirSync(dir).sort(), ['ckpt-0-1.bin', 'ckpt-0-3.bin']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
