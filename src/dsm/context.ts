@@ -129,13 +129,13 @@ export class DsmContext {
     for (let p = first; p <= last; p++) this.#tracker.markWrite(p);
   }
 
-  /** Acquires a lock; the `prefetch` views are readable when it returns (as if read() were called). */
   /** Reads a whole view and returns a private copy of it (node 0 gathering a result). */
   gather<T extends Float64Array | Int32Array | Uint32Array>(view: T): T {
     this.read(view);
     return view.slice() as T;
   }
 
+  /** Acquires a lock; the `prefetch` views are readable when it returns (as if read() were called). */
   acquire(lock: number, ...prefetch: ArrayBufferView[]): void {
     this.#call({
       op: 'acquire',
