@@ -253,8 +253,8 @@ for (const gc of parts.has('retention') ? gcModes : []) {
     retained_checkpoints: f.retainedCheckpoints,
     retained_checkpoint_bytes: f.retainedCheckpointBytes,
   }));
-  // Means over nodes 1 and 2's checkpoints.
-  const sum = (get: (f: FtStats) => number) => ft.slice(1).reduce((s, f) => s + get(f), 0);
+  // Means over every node's checkpoints (node 0 is a child that checkpoints like the others).
+  const sum = (get: (f: FtStats) => number) => ft.reduce((s, f) => s + get(f), 0);
   const taken = Math.max(
     1,
     sum((f) => f.checkpoints),

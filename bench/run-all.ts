@@ -44,7 +44,7 @@ const TARGETS: Readonly<Record<string, readonly Target[]>> = {
     ...['sor', 'matmul', 'lu', 'water', 'radix'].map(
       (app): Target => ({ field: `overhead.${app}.ratio`, op: '<=', value: 1.1 }),
     ),
-    // LLT + CGC: the latest checkpoint file of nodes 1 and 2, plus at most one older each.
+    // LLT + CGC: the latest checkpoint file of each of the 3 nodes, plus at most one older one.
     { field: 'retention.llt+cgc.retained_checkpoints', op: '<=', value: 4 },
   ],
 };
