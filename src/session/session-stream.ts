@@ -1,5 +1,5 @@
 import { Duplex } from 'node:stream';
-import { codeFromWire, createError, ErrorCodes, type LazarusError } from '../wire/errors.ts';
+import { codeFromWire, createError, ErrorCodes, type LazarusError, peerEventError } from '../wire/errors.ts';
 import type { Connection, ConnectionHandler, KeepaliveOptions } from './connection.ts';
 import { channels } from './diagnostics.ts';
 import { decode, encode, FrameType } from './protocol.ts';
@@ -215,7 +215,7 @@ export abstract class SessionStream extends Duplex implements ConnectionHandler 
         // A divergence keeps its code on both sides; anything else is the peer's abort.
         const code =
           codeFromWire(r.code) === ErrorCodes.DIVERGENCE ? ErrorCodes.DIVERGENCE : ErrorCodes.SESSION_ABORTED;
-        this.destroy(createError(code, `peer aborted the session: ${r.code}: ${r.message}`, r));
+        this.destroy(peerEventError(code, `peer aborted the session: ${r.code}: ${r.message}`, r));
         return;
       }
       default:

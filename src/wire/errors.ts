@@ -91,14 +91,15 @@ export function createError(code: ErrorCode, message: string, cause?: unknown): 
 
 /**
  * A LazarusError without a stack trace, for what a peer did rather than a fault of this process (its
- * connection ended): those happen per connection, the trace would only show an event callback, and
- * capturing it costs more than the rest of the close.
+ * connection ended, it aborted the session): those happen per connection, the trace would only show
+ * an event callback, and capturing it (streams read it on destroy) costs more than the rest of the
+ * close, many times more with source maps on.
  */
-export function peerEventError(code: ErrorCode, message: string): LazarusError {
+export function peerEventError(code: ErrorCode, message: string, cause?: unknown): LazarusError {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
-    return new LazarusError(code, message);
+    return createError(code, message, cause);
   } finally {
     Error.stackTraceLimit = limit;
   }

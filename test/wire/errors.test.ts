@@ -71,6 +71,8 @@ describe('errors', () => {
     assert.doesNotMatch(err.stack ?? '', /\n\s+at /, 'no stack frames');
     assert.equal(Error.stackTraceLimit, limit, 'the stack trace limit is restored');
     assert.match(createError(ErrorCodes.PROTOCOL, 'x').stack ?? '', /\n\s+at /, 'others keep theirs');
+    const why = { code: 'ERR_LZ_ABORTED', message: 'bye' };
+    assert.equal(peerEventError(ErrorCodes.SESSION_ABORTED, 'peer aborted', why).cause, why, 'cause kept');
   });
 
   test('isLazarusError is true only for LazarusErrors', () => {
