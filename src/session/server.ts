@@ -114,6 +114,12 @@ export interface DrainReport {
 
 /** How long a member waits for a session its client says is being pushed before pulling it. */
 const PUSH_GRACE_MS = 250;
+/**
+ * How long an advised session keeps its place in a drain's window without moving. A move takes
+ * milliseconds; one still there after this is slow or ignores the advice (a client without the
+ * serverAdvice policy), and the next sessions are advised in its place.
+ */
+const ADVICE_PLACE_MS = 1000;
 
 /**
  * A lazarus session server. `handler` (or the 'session' event) receives one ServerSession per client
@@ -261,20 +267,23 @@ export class SessionServer extends EventEmitter implements SessionHost {
     // stampede the other members' accept queues and this server's own event loop. Sessions are taken
     // in order from a live iterator, so each step costs O(1) however many sessions there are.
     const advised = new Set<string>();
+    /** Advised sessions still holding a place in the window, with when they were advised. */
+    const inFlight = new Map<string, number>();
     let queue = this.#sessions.values();
     const adviseMore = () => {
-      while (advised.size < window) {
+      while (inFlight.size < window) {
         const next = queue.next();
         if (next.done) return;
         const session = next.value;
         if (session.destroyed || advised.has(session.sessionId)) continue;
         advised.add(session.sessionId);
+        inFlight.set(session.sessionId, Date.now());
         this.#adviseDrain(session);
       }
     };
     const onMigrated = (hex: string) => {
       moved++;
-      advised.delete(hex);
+      inFlight.delete(hex);
       adviseMore();
     };
     this.on('migrated', onMigrated);
@@ -282,10 +291,14 @@ export class SessionServer extends EventEmitter implements SessionHost {
       adviseMore();
       while (this.#sessions.size > 0 && Date.now() - started < deadlineMs) {
         await new Promise((resolve) => setTimeout(resolve, 20));
-        // Sessions that ended without moving free their place; sessions that arrived after the
-        // iterator ran out are taken by a fresh one.
-        for (const hex of advised) if (!this.#sessions.has(hex)) advised.delete(hex);
-        if (advised.size < window) queue = this.#sessions.values();
+        // Sessions that ended without moving free their place, and so do those advised long ago
+        // that have not moved (a client that ignores advice must not hold up the rest); sessions
+        // that arrived after the iterator ran out are taken by a fresh one.
+        const now = Date.now();
+        for (const [hex, at] of inFlight) {
+          if (!this.#sessions.has(hex) || now - at > ADVICE_PLACE_MS) inFlight.delete(hex);
+        }
+        if (inFlight.size < window) queue = this.#sessions.values();
         adviseMore();
       }
     } finally {

@@ -145,3 +145,36 @@ test('requestDrain with a wrong secret is refused and moves nothing', async () =
   await checkAll(sessions);
   for (const s of sessions) s.client.destroy();
 });
+
+test('clients that ignore the advice do not stall a drain: the others are advised in their place', async () => {
+  const pool = await startPool(3, transformHandler());
+  pools.push(pool);
+  const port = pool.member('a').port;
+  // First in line, and more of them than the window: clients without the serverAdvice policy.
+  const deaf: ClientSession[] = [];
+  for (let i = 0; i < 6; i++) {
+    const client = connect({ port });
+    client.on('error', () => {});
+    await within(10_000, 'session open', once(client, 'connect'));
+    deaf.push(client);
+  }
+  const sessions = await openMany(port, 40, 70_000);
+  const a = pool.server('a');
+  assert.equal(a.sessions.size, 46);
+  const drained = a.drain(6000, 4);
+  const writing = Promise.all(sessions.map((s) => s.finish(drained)));
+  const report = await within(15_000, 'drain report', drained);
+  assert.deepEqual(
+    { moved: report.moved, remaining: report.remaining },
+    { moved: 40, remaining: 6 },
+    `every client that listens moved; the deaf ones stayed (${JSON.stringify(report)})`,
+  );
+  assert.ok(
+    deaf.every((c) => c.serverId === 'a'),
+    'the deaf clients are still on a',
+  );
+  await within(30_000, 'writes', writing);
+  await checkAll(sessions);
+  for (const c of [...deaf, ...sessions.map((s) => s.client)]) c.destroy();
+  a.undrain();
+});
