@@ -7,7 +7,7 @@ import { blockOwner, blockRange, type RegionSpec } from '../pages.ts';
  * private buffer, then adds it into the shared force array group by group, each group under its own
  * lock (the shared accumulators), and the potential energy under one more lock; after a barrier
  * each node integrates the particles it owns. Sums run in lock order, not the sequential order:
- * the check allows a relative 1e-9.
+ * the check allows a relative 1e-9, which holds for runs of up to about 20 steps (see check).
  */
 
 const DT = 1e-3;
@@ -156,5 +156,14 @@ export const water: DsmApp = {
     }
     return Float64Array.from([...pos, ...vel, energy]);
   },
-  check: (got, expected) => checkClose(got, expected, 1e-9),
+  check: (got, expected) => {
+    const r = checkClose(got, expected, 1e-9);
+    if (r.ok) return r;
+    // The dynamics is chaotic: a difference in the last bit grows each step. Measured (m 512, 4
+    // nodes): 2e-12 after 4 steps, 2e-10 after 20, 2e-6 to 4e-4 after 40; m 64 stays under 1e-12 for 200.
+    return {
+      ok: false,
+      detail: `${r.detail}; the sums' order differs from the sequential program's, and molecular dynamics amplifies such rounding each step: compare runs of at most ~20 steps`,
+    };
+  },
 };
