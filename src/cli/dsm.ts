@@ -3,6 +3,7 @@ import type { DsmParams } from '../dsm/app.ts';
 import { BUILTIN_APPS, loadApp } from '../dsm/apps/index.ts';
 import { newSecret } from '../dsm/auth.ts';
 import { type GcMode, isGcMode } from '../dsm/ft/core.ts';
+import { keepNode } from '../dsm/keeper.ts';
 import { type AppRun, parseHostPort, runApp, SECRET_ENV } from '../dsm/launcher.ts';
 import { DEFAULT_PAGE_SIZE } from '../dsm/pages.ts';
 import { joinCluster, type ProgressEvent } from '../dsm/runtime.ts';
@@ -199,6 +200,10 @@ export function registerDsmCommand(program: Command): void {
     )
     .option('--advertise <host>', 'address the other nodes use to reach this one')
     .option('--allow-modules', 'let the coordinator name an app module path (runs its code here)')
+    .option(
+      '--keep',
+      'run the node as a child process and, in a --ft run, restart it as the same node when it dies (it recovers from its checkpoints on this host)',
+    )
     .action(
       reportErrors(
         async (flags: {
@@ -206,14 +211,32 @@ export function registerDsmCommand(program: Command): void {
           listen?: { host: string; port: number };
           advertise?: string;
           allowModules?: boolean;
+          keep?: boolean;
         }) => {
-          const node = await joinCluster({
-            join: flags.join,
-            secret: process.env[SECRET_ENV] ?? '',
-            ...(flags.listen ? { host: flags.listen.host, port: flags.listen.port } : {}),
-            ...(flags.advertise ? { advertiseHost: flags.advertise } : {}),
-            allowModules: flags.allowModules === true,
-          });
+          const secret = process.env[SECRET_ENV] ?? '';
+          const node = flags.keep
+            ? await keepNode({
+                join: flags.join,
+                secret,
+                nodeFlags: [
+                  ...(flags.listen ? ['--listen', `${flags.listen.host}:${flags.listen.port}`] : []),
+                  ...(flags.advertise ? ['--advertise', flags.advertise] : []),
+                  ...(flags.allowModules ? ['--allow-modules'] : []),
+                ],
+                onProcess: (pid, restart) =>
+                  process.stderr.write(
+                    restart
+                      ? `[dsm] node ${restart.node} died (${restart.why}); restarted as pid ${pid}\n`
+                      : `[dsm] node process started (pid ${pid})\n`,
+                  ),
+              })
+            : await joinCluster({
+                join: flags.join,
+                secret,
+                ...(flags.listen ? { host: flags.listen.host, port: flags.listen.port } : {}),
+                ...(flags.advertise ? { advertiseHost: flags.advertise } : {}),
+                allowModules: flags.allowModules === true,
+              });
           process.stderr.write(`[dsm] node ${node}: run complete\n`);
         },
       ),

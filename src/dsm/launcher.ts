@@ -57,6 +57,9 @@ export interface ClusterOptions extends Omit<CoordinatorOptions, 'secret' | 'ft'
   readonly ft?: FtOptions;
 }
 
+/** A node process's exit code when it could not join the coordinator at all (keeper.ts stops then). */
+export const JOIN_FAILED_EXIT = 2;
+
 /** The command line of a node process joining `host:port`. */
 export function nodeArgv(host: string, port: number, extra: readonly string[] = []): string[] {
   return [
@@ -133,6 +136,8 @@ export async function runCluster(options: ClusterOptions): Promise<ClusterRun> {
   coordinator = await startCoordinator({
     ...rest,
     secret,
+    // FT children are started with their ids (spawnNode): joiners from elsewhere get the others.
+    claimedIds: ft ? local : 0,
     ...(ft
       ? {
           ft: {

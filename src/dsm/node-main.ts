@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import { isLazarusError } from '../wire/errors.ts';
-import { parseHostPort, SECRET_ENV } from './launcher.ts';
+import { ErrorCodes, isLazarusError } from '../wire/errors.ts';
+import { JOIN_FAILED_EXIT, parseHostPort, SECRET_ENV } from './launcher.ts';
 import { joinCluster } from './runtime.ts';
 import { dsmChannel } from './stats.ts';
 
@@ -32,9 +32,12 @@ try {
     allowModules: values['allow-modules'] === true,
     ...(values.id !== undefined ? { id: Number(values.id) } : {}),
     rejoin: values.rejoin === true,
+    // A keeper (keeper.ts) that started this process learns its id, to restart it as that node.
+    onStart: (info) => process.send?.({ type: 'started', ...info }),
   });
   process.exit(0);
 } catch (err) {
   process.stderr.write(`dsm node: ${isLazarusError(err) ? `${err.code}: ` : ''}${(err as Error).message}\n`);
-  process.exit(1);
+  // 2: the coordinator could not be joined at all (the run is over, or refused us): no use restarting.
+  process.exit(isLazarusError(err) && err.code === ErrorCodes.CONNECT_FAILED ? JOIN_FAILED_EXIT : 1);
 }

@@ -233,6 +233,12 @@ export interface CoordinatorOptions {
    */
   readonly ft?: FtSettings & { readonly failTimeoutMs?: number };
   readonly onNodeLost?: (node: number) => void;
+  /**
+   * How many of the first compute ids are claimed by nodes that name their own (the launcher's
+   * children in an FT run, so that it can restart each as the same node): nodes that join without
+   * an id (`lazarus dsm node`) are given the ids after them.
+   */
+  readonly claimedIds?: number;
 }
 
 export type ProgressEvent =
@@ -314,7 +320,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   let goAt = 0;
   let lastDoneAt = 0;
   const result0 = new ResultAssembler();
-  let nextId = first;
+  let nextId = first + (options.claimedIds ?? 0);
   let finishing = false;
   let settle!: { resolve: (r: ClusterRun) => void; reject: (e: LazarusError) => void };
   const run = new Promise<ClusterRun>((resolve, reject) => {
@@ -520,6 +526,8 @@ export interface JoinOptions {
   readonly id?: number;
   /** This process replaces failed node `id`: restore its checkpoint and re-execute. */
   readonly rejoin?: boolean;
+  /** Told the node's id once the coordinator has started it, and whether the run is fault-tolerant. */
+  readonly onStart?: (info: { readonly node: number; readonly faultTolerant: boolean }) => void;
 }
 
 /**
@@ -602,6 +610,7 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
     }
     if (options.rejoin && !ft)
       throw createError(ErrorCodes.PROTOCOL, 'rejoining a run without fault tolerance');
+    options.onStart?.({ node: msg.node, faultTolerant: ft !== undefined });
     const app = await loadApp(msg.app);
     runtime = new NodeRuntime(config, app, mesh, options.hooks, options.rejoin === true);
     const rt = runtime;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { within } from '../helpers/streams.ts';
 
 const ENTRY = fileURLToPath(new URL('./cli-main.ts', import.meta.url));
 const SECRET = 'a cluster secret for the cli test';
@@ -23,6 +24,22 @@ function outcome(child: ChildProcess): Promise<{ code: number | null; stdout: st
     stderr += c;
   });
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+/** Resolves with the first match of `re` in what `child` has written to stderr so far or later. */
+function stderrMatch(child: ChildProcess, re: RegExp): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const onData = (c: Buffer) => {
+      seen += c;
+      const m = re.exec(seen);
+      if (!m) return;
+      child.stderr?.off('data', onData);
+      resolve(m);
+    };
+    child.stderr?.on('data', onData);
+    child.once('close', () => reject(new Error(`exited before printing ${re}: ${seen}`)));
+  });
 }
 
 describe('lazarus dsm (CLI)', () => {
@@ -110,6 +127,53 @@ describe('lazarus dsm (CLI)', () => {
     const bad = await outcome(lazarus(['dsm', 'run', 'lu', '--nodes', '2', '--kill-at', '1:1']));
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /--kill-at needs --ft/);
+  });
+
+  test('dsm node --keep: a joined node SIGKILLed mid-run is restarted as the same node, recovers, and the run checks (--ft)', async (t) => {
+    // Two nodes are the launcher's children (ids 0 and 1, which it claims); the third joins.
+    const ft = lazarus(
+      [
+        'dsm',
+        'run',
+        'lu',
+        '--nodes',
+        '3',
+        '--size',
+        '512',
+        '-p',
+        'bs=8',
+        '--ft',
+        '--ckpt-every',
+        '100',
+        '--local',
+        '2',
+        '--json',
+      ],
+      { LAZARUS_DSM_SECRET: SECRET },
+    );
+    const children: ChildProcess[] = [ft];
+    t.after(() => {
+      for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    });
+    const done = outcome(ft);
+    const join = (await stderrMatch(ft, /--join (\S+)/))[1]!;
+    const node = lazarus(['dsm', 'node', '--join', join, '--keep'], { LAZARUS_DSM_SECRET: SECRET });
+    children.push(node);
+    const kept = outcome(node);
+    const pid = Number((await stderrMatch(node, /node process started \(pid (\d+)\)/))[1]);
+    await stderrMatch(ft, /all nodes connected: computing/);
+    // lu of 512 on 3 nodes computes for well over the 0.3 s before the kill.
+    await new Promise((r) => setTimeout(r, 300));
+    process.kill(pid, 'SIGKILL');
+    const [r, n] = await within(90_000, 'the run and the kept node', Promise.all([done, kept]));
+    assert.equal(n.code, 0, n.stderr);
+    assert.match(n.stderr, /node 2 died \(SIGKILL\); restarted as pid \d+/, 'the joined node got id 2');
+    assert.match(n.stderr, /node 2: run complete/);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /node 2 LOST/);
+    assert.match(r.stderr, /node 2 rejoined/);
+    assert.match(r.stderr, /node 2 caught up/);
+    assert.equal(JSON.parse(r.stdout).check.ok, true);
   });
 
   test('usage errors exit non-zero', async () => {

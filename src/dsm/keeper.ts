@@ -1,0 +1,66 @@
+import { spawn } from 'node:child_process';
+import { createError, ErrorCodes, type LazarusError } from '../wire/errors.ts';
+import { JOIN_FAILED_EXIT, nodeArgv, SECRET_ENV } from './launcher.ts';
+
+export interface KeeperOptions {
+  readonly join: { host: string; port: number };
+  readonly secret: string;
+  /** Flags passed on to the node process (--listen, --advertise, --allow-modules). */
+  readonly nodeFlags?: readonly string[];
+  /** Give up after this many restarts (default 20). */
+  readonly maxRestarts?: number;
+  /** Told of each node process started: the first, and each restart (which node, and why). */
+  readonly onProcess?: (pid: number, restart?: { readonly node: number; readonly why: string }) => void;
+}
+
+/**
+ * Runs a joined DSM node (`lazarus dsm node --keep`) as a child process and, in a fault-tolerant
+ * run, starts it again as the same node when it dies (SIGKILL, crash, a cut link it gave up on):
+ * the new process rejoins with its id, restores its checkpoints from this host's disk and
+ * re-executes. The launcher does this for the nodes it starts itself; a node on another host needs
+ * someone on that host to do it. Resolves with the node's id when its run completes.
+ */
+export function keepNode(options: KeeperOptions): Promise<number> {
+  const env: NodeJS.ProcessEnv = { ...process.env, [SECRET_ENV]: options.secret };
+  let node: number | undefined;
+  let faultTolerant = false;
+  let restarts = 0;
+  return new Promise((resolve, reject) => {
+    const fail = (err: LazarusError) => reject(err);
+    const start = (rejoin: boolean) => {
+      const extra = [...(options.nodeFlags ?? [])];
+      if (rejoin) extra.push('--id', String(node), '--rejoin');
+      const argv = nodeArgv(options.join.host, options.join.port, extra);
+      const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      child.on('message', (m: { type?: string; node?: unknown; faultTolerant?: unknown }) => {
+        if (m.type !== 'started' || typeof m.node !== 'number') return;
+        node = m.node;
+        faultTolerant = m.faultTolerant === true;
+      });
+      child.on('error', (err) => fail(createError(ErrorCodes.DSM_PEER_LOST, err.message, err)));
+      child.on('exit', (code, signal) => {
+        if (code === 0 && node !== undefined) {
+          resolve(node);
+          return;
+        }
+        const why = signal ?? `exit code ${code}`;
+        // Without FT a failed node fails the run: there is nothing to rejoin. Nor once the
+        // coordinator cannot be reached at all: its run is over.
+        if (node === undefined || !faultTolerant || code === JOIN_FAILED_EXIT) {
+          fail(createError(ErrorCodes.DSM_PEER_LOST, `node process ended (${why})`));
+          return;
+        }
+        if (++restarts > (options.maxRestarts ?? 20)) {
+          fail(
+            createError(ErrorCodes.DSM_PEER_LOST, `node ${node} failed again after ${restarts - 1} restarts`),
+          );
+          return;
+        }
+        const next = start(true);
+        options.onProcess?.(next.pid ?? 0, { node, why });
+      });
+      return child;
+    };
+    options.onProcess?.(start(false).pid ?? 0);
+  });
+}
