@@ -165,7 +165,9 @@ export function registerDsmCommand(program: Command): void {
             const t = `+${((performance.now() - (startedAt ?? performance.now())) / 1000).toFixed(2)}s`;
             if (e.kind === 'listening' && remote > 0) {
               say(`waiting for ${remote} remote node(s); on each host run:`);
-              say(`  ${SECRET_ENV}=${secret} lazarus dsm node --join ${e.host}:${e.port}`);
+              say(
+                `  ${SECRET_ENV}=${secret} lazarus dsm node --join ${e.host}:${e.port}${flags.ft ? ' --keep' : ''}`,
+              );
             } else if (e.kind === 'joined') say(`node ${e.node} joined from ${e.host}:${e.port}`);
             else if (e.kind === 'started') {
               startedAt = performance.now();
