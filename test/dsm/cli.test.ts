@@ -6,6 +6,21 @@ import { within } from '../helpers/streams.ts';
 
 const ENTRY = fileURLToPath(new URL('./cli-main.ts', import.meta.url));
 const SECRET = 'a cluster secret for the cli test';
+/** An FT run long enough to kill a node in: lu of 512 on 3 nodes, checkpoints every 100 ms. */
+const FT_LU = [
+  'dsm',
+  'run',
+  'lu',
+  '--nodes',
+  '3',
+  '--size',
+  '512',
+  '-p',
+  'bs=8',
+  '--ft',
+  '--ckpt-every',
+  '100',
+];
 
 function lazarus(args: string[], env: Record<string, string> = {}): ChildProcess {
   return spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], {
@@ -90,25 +105,7 @@ describe('lazarus dsm (CLI)', () => {
 
   test('dsm run --ft --kill-at 0:<s> (node 0 too: the supervisor runs the managers) shows the failure and the recovery live, and checks the result', async () => {
     // lu of 512 computes for well over the 0.1 s before the kill (checkpoints every 100 ms).
-    const r = await outcome(
-      lazarus([
-        'dsm',
-        'run',
-        'lu',
-        '--nodes',
-        '3',
-        '--size',
-        '512',
-        '-p',
-        'bs=8',
-        '--ft',
-        '--ckpt-every',
-        '100',
-        '--kill-at',
-        '0:0.1',
-        '--json',
-      ]),
-    );
+    const r = await outcome(lazarus([...FT_LU, '--kill-at', '0:0.1', '--json']));
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /node 0 will be killed at \+0\.10s/);
     assert.match(r.stderr, /node 0 LOST/);
@@ -131,26 +128,7 @@ describe('lazarus dsm (CLI)', () => {
 
   test('dsm node --keep: a joined node SIGKILLed mid-run is restarted as the same node, recovers, and the run checks (--ft)', async (t) => {
     // Two nodes are the launcher's children (ids 0 and 1, which it claims); the third joins.
-    const ft = lazarus(
-      [
-        'dsm',
-        'run',
-        'lu',
-        '--nodes',
-        '3',
-        '--size',
-        '512',
-        '-p',
-        'bs=8',
-        '--ft',
-        '--ckpt-every',
-        '100',
-        '--local',
-        '2',
-        '--json',
-      ],
-      { LAZARUS_DSM_SECRET: SECRET },
-    );
+    const ft = lazarus([...FT_LU, '--local', '2', '--json'], { LAZARUS_DSM_SECRET: SECRET });
     const children: ChildProcess[] = [ft];
     t.after(() => {
       for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
