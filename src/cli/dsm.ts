@@ -162,7 +162,10 @@ export function registerDsmCommand(program: Command): void {
               }
             : {}),
           onProgress: (e: ProgressEvent) => {
-            const t = `+${((performance.now() - (startedAt ?? performance.now())) / 1000).toFixed(2)}s`;
+            const t =
+              startedAt === undefined
+                ? 'before the start:'
+                : `+${((performance.now() - startedAt) / 1000).toFixed(2)}s`;
             if (e.kind === 'listening' && remote > 0) {
               say(`waiting for ${remote} remote node(s); on each host run:`);
               say(
@@ -228,7 +231,7 @@ export function registerDsmCommand(program: Command): void {
                 onProcess: (pid, restart) =>
                   process.stderr.write(
                     restart
-                      ? `[dsm] node ${restart.node} died (${restart.why}); restarted as pid ${pid}\n`
+                      ? `[dsm] node ${restart.node ?? '(not started yet)'} died (${restart.why}); restarted as pid ${pid}\n`
                       : `[dsm] node process started (pid ${pid})\n`,
                   ),
               })

@@ -9,15 +9,21 @@ export interface KeeperOptions {
   readonly nodeFlags?: readonly string[];
   /** Give up after this many restarts (default 20). */
   readonly maxRestarts?: number;
-  /** Told of each node process started: the first, and each restart (which node, and why). */
-  readonly onProcess?: (pid: number, restart?: { readonly node: number; readonly why: string }) => void;
+  /**
+   * Told of each node process started: the first, and each restart (which node, unless it died
+   * before the coordinator started it, and why).
+   */
+  readonly onProcess?: (
+    pid: number,
+    restart?: { readonly node: number | undefined; readonly why: string },
+  ) => void;
 }
 
 /**
  * Runs a joined DSM node (`lazarus dsm node --keep`) as a child process and, in a fault-tolerant
  * run, starts it again as the same node when it dies (SIGKILL, crash, a cut link it gave up on):
  * the new process rejoins with its id, restores its checkpoints from this host's disk and
- * re-executes. The launcher does this for the nodes it starts itself; a node on another host needs
+ * re-executes. One that dies before its run started just joins again. The launcher does this for the nodes it starts itself; a node on another host needs
  * someone on that host to do it. Resolves with the node's id when its run completes.
  */
 export function keepNode(options: KeeperOptions): Promise<number> {
@@ -44,19 +50,18 @@ export function keepNode(options: KeeperOptions): Promise<number> {
           return;
         }
         const why = signal ?? `exit code ${code}`;
-        // Without FT a failed node fails the run: there is nothing to rejoin. Nor once the
-        // coordinator cannot be reached at all: its run is over.
-        if (node === undefined || !faultTolerant || code === JOIN_FAILED_EXIT) {
+        // Not once the coordinator cannot be reached at all (its run is over), nor without FT once
+        // started (a failed node fails the run: there is nothing to rejoin). A node that died before
+        // its run started joins again afresh (the coordinator freed its id).
+        if (code === JOIN_FAILED_EXIT || (node !== undefined && !faultTolerant)) {
           fail(createError(ErrorCodes.DSM_PEER_LOST, `node process ended (${why})`));
           return;
         }
         if (++restarts > (options.maxRestarts ?? 20)) {
-          fail(
-            createError(ErrorCodes.DSM_PEER_LOST, `node ${node} failed again after ${restarts - 1} restarts`),
-          );
+          fail(createError(ErrorCodes.DSM_PEER_LOST, `node failed again after ${restarts - 1} restarts`));
           return;
         }
-        const next = start(true);
+        const next = start(node !== undefined);
         options.onProcess?.(next.pid ?? 0, { node, why });
       });
       return child;

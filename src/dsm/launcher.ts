@@ -90,6 +90,8 @@ export async function runCluster(options: ClusterOptions): Promise<ClusterRun> {
   const timers: NodeJS.Timeout[] = [];
   let restarts = 0;
   let over = false;
+  /** Whether the run has started: a node lost before joins again afresh, not to recover. */
+  let started = false;
   let coordinator: Awaited<ReturnType<typeof startCoordinator>> | undefined;
   const userProgress = options.onProgress;
   const progress = (e: ProgressEvent) => userProgress?.(e);
@@ -127,7 +129,7 @@ export async function runCluster(options: ClusterOptions): Promise<ClusterRun> {
         );
         return;
       }
-      spawnNode(node, true);
+      spawnNode(node, started);
     });
     child.on('error', (err) => lost(createError(ErrorCodes.DSM_PEER_LOST, err.message, err)));
   };
@@ -153,6 +155,7 @@ export async function runCluster(options: ClusterOptions): Promise<ClusterRun> {
       : {}),
     onProgress: (e) => {
       if (e.kind === 'started') {
+        started = true;
         for (const k of ft?.kills ?? []) {
           timers.push(setTimeout(() => killNode(k.node), k.atMs));
         }

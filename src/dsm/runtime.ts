@@ -320,7 +320,24 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   let goAt = 0;
   let lastDoneAt = 0;
   const result0 = new ResultAssembler();
-  let nextId = first + (options.claimedIds ?? 0);
+  const claimed = first + (options.claimedIds ?? 0);
+  let nextId = claimed;
+  /** Ids given to joiners that failed before the peer table went out, for the next joiners. */
+  const freeIds: number[] = [];
+  let tableSent = false;
+  /**
+   * A node lost before the peer table went out is forgotten: its replacement joins as a first-time
+   * node (one that claims its id, or any joiner, given the freed id). False once the table is out:
+   * every node then holds its address.
+   */
+  const forgetBeforeStart = (node: number): boolean => {
+    if (tableSent) return false;
+    const at = peers.findIndex((p) => p.node === node);
+    if (at >= 0) peers.splice(at, 1);
+    ready.delete(node);
+    if (node >= claimed) freeIds.push(node);
+    return true;
+  };
   let finishing = false;
   let settle!: { resolve: (r: ClusterRun) => void; reject: (e: LazarusError) => void };
   const run = new Promise<ClusterRun>((resolve, reject) => {
@@ -372,6 +389,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     ...(options.port !== undefined ? { port: options.port } : {}),
     ...(options.advertiseHost ? { advertiseHost: options.advertiseHost } : {}),
     onJoin: () => {
+      const free = freeIds.shift();
+      if (free !== undefined) return free;
       if (nextId >= nodes) throw createError(ErrorCodes.PROTOCOL, 'the cluster is full');
       return nextId++;
     },
@@ -413,6 +432,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       progress({ kind: 'joined', node, host: hello.host, port: hello.port });
       if (peers.length < joiners) return;
       const table = [...peers].sort((a, b) => a.node - b.node);
+      tableSent = true;
       for (const p of table) trySend(mesh, p.node, startFor(p, table));
     },
     onMessage: (from, msg) => {
@@ -466,6 +486,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       }
       if (finishing) return;
       progress({ kind: 'node-lost', node, reason: err.message });
+      if (!running && !forgetBeforeStart(node)) {
+        fail(
+          createError(
+            ErrorCodes.DSM_PEER_LOST,
+            `node ${node} failed during start-up, after the peer table went out (fault tolerance covers failures from the start of the run): ${err.message}`,
+            err,
+          ),
+        );
+        return;
+      }
       options.onNodeLost?.(node);
     },
   });

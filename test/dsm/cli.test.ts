@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { within } from '../helpers/streams.ts';
@@ -151,6 +151,36 @@ describe('lazarus dsm (CLI)', () => {
     assert.match(r.stderr, /node 2 LOST/);
     assert.match(r.stderr, /node 2 rejoined/);
     assert.match(r.stderr, /node 2 caught up/);
+    assert.equal(JSON.parse(r.stdout).check.ok, true);
+  });
+
+  test('--ft: a node SIGKILLed after joining, before the peer table went out, joins again afresh and the run checks', async (t) => {
+    // The run cannot start before the remote node joins: node 1 dies in that window for sure.
+    const ft = lazarus([...FT_LU, '--local', '2', '--json'], { LAZARUS_DSM_SECRET: SECRET });
+    const children: ChildProcess[] = [ft];
+    t.after(() => {
+      for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    });
+    const done = outcome(ft);
+    const join = (await stderrMatch(ft, /--join (\S+)/))[1]!;
+    await stderrMatch(ft, /node 1 joined/);
+    const victim = spawnSync('pgrep', ['-f', `${join.replace(/\./g, '\\.')}.*--id 1`])
+      .stdout.toString()
+      .trim();
+    assert.match(victim, /^\d+$/, 'node 1 is one process');
+    process.kill(Number(victim), 'SIGKILL');
+    await within(
+      60_000,
+      'node 1 to join again',
+      stderrMatch(ft, /node 1 joined.*node 1 LOST.*node 1 joined/s),
+    );
+    const node = lazarus(['dsm', 'node', '--join', join], { LAZARUS_DSM_SECRET: SECRET });
+    children.push(node);
+    const [r, n] = await within(90_000, 'the run', Promise.all([done, outcome(node)]));
+    assert.equal(n.code, 0, n.stderr);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /before the start: node 1 LOST/);
+    assert.doesNotMatch(r.stderr, /rejoined/, 'joined afresh: nothing to recover');
     assert.equal(JSON.parse(r.stdout).check.ok, true);
   });
 
