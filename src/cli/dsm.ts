@@ -2,7 +2,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import type { DsmParams } from '../dsm/app.ts';
 import { BUILTIN_APPS, loadApp } from '../dsm/apps/index.ts';
 import { newSecret } from '../dsm/auth.ts';
-import { type GcMode, isGcMode } from '../dsm/ft/core.ts';
+import { firstChildId, type GcMode, isGcMode } from '../dsm/ft/core.ts';
 import { keepNode } from '../dsm/keeper.ts';
 import { type AppRun, parseHostPort, runApp, SECRET_ENV } from '../dsm/launcher.ts';
 import { DEFAULT_PAGE_SIZE } from '../dsm/pages.ts';
@@ -128,7 +128,7 @@ export function registerDsmCommand(program: Command): void {
         }
         const params: DsmParams = { ...app.params(flags.size), ...flags.param };
         // With --ft this process is the supervisor: node 0 is a child process too.
-        const children = flags.ft ? flags.nodes : flags.nodes - 1;
+        const children = flags.nodes - firstChildId(flags.ft === true);
         const local = flags.local ?? children;
         if (local > children)
           throw new InvalidArgumentError(

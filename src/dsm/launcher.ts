@@ -7,7 +7,7 @@ import { createError, ErrorCodes } from '../wire/errors.ts';
 import type { CheckResult, DsmParams, DsmResult } from './app.ts';
 import { loadApp, resolveAppRef } from './apps/index.ts';
 import { newSecret } from './auth.ts';
-import type { GcMode } from './ft/core.ts';
+import { firstChildId, type GcMode } from './ft/core.ts';
 import { CRASH_ENV } from './ft/crash-plan.ts';
 import type { CheckpointPolicy } from './ft/policy.ts';
 import { childExecArgv, sibling, startWorker } from './modules.ts';
@@ -83,7 +83,7 @@ export async function runCluster(options: ClusterOptions): Promise<ClusterRun> {
   const ft = options.ft;
   const ownDir = ft && !ft.dir ? mkdtempSync(join(tmpdir(), 'lazarus-dsm-ft-')) : undefined;
   /** First id of a child node: node 0 is this process without FT. */
-  const first = ft ? 0 : 1;
+  const first = firstChildId(ft !== undefined);
   const local = options.localNodes ?? options.nodes - first;
   const current = new Map<number, ChildProcess>();
   const children: ChildProcess[] = [];

@@ -5,7 +5,7 @@ import { checkSecret } from './auth.ts';
 import { WorkerHost, type WorkerOutcome } from './bridge.ts';
 import { CheckpointStore } from './ft/checkpoint-store.ts';
 import { Checkpointer } from './ft/checkpointer.ts';
-import { FtCore, type FtSettings, isGcMode, supervisorOf } from './ft/core.ts';
+import { FtCore, type FtSettings, firstChildId, isGcMode, supervisorOf } from './ft/core.ts';
 import { CrashPlan } from './ft/crash-plan.ts';
 import { CheckpointClock } from './ft/policy.ts';
 import { answerRecovery, RecoveryCollector } from './ft/recovery.ts';
@@ -296,7 +296,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     : undefined;
   const supervised = ftSettings !== undefined;
   /** Lowest id of a joining compute node; they are `nodes - first` processes. */
-  const first = supervised ? 0 : 1;
+  const first = firstChildId(supervised);
   const joiners = nodes - first;
   const config: NodeConfig = {
     me: 0,

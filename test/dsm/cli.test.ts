@@ -128,7 +128,9 @@ describe('lazarus dsm (CLI)', () => {
 
   test('dsm node --keep: a joined node SIGKILLed mid-run is restarted as the same node, recovers, and the run checks (--ft)', async (t) => {
     // Two nodes are the launcher's children (ids 0 and 1, which it claims); the third joins.
-    const ft = lazarus([...FT_LU, '--local', '2', '--json'], { LAZARUS_DSM_SECRET: SECRET });
+    // lu of 768 (the last --size counts): on 3 nodes it computes for a second or more, so the kill
+    // lands mid-run (lu of 512 can be done within 0.3 s).
+    const ft = lazarus([...FT_LU, '--size', '768', '--local', '2', '--json'], { LAZARUS_DSM_SECRET: SECRET });
     const children: ChildProcess[] = [ft];
     t.after(() => {
       for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
@@ -140,11 +142,10 @@ describe('lazarus dsm (CLI)', () => {
     const kept = outcome(node);
     const pid = Number((await stderrMatch(node, /node process started \(pid (\d+)\)/))[1]);
     await stderrMatch(ft, /all nodes connected: computing/);
-    // lu of 512 on 3 nodes computes for well over the 0.3 s before the kill.
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 150));
     process.kill(pid, 'SIGKILL');
     const [r, n] = await within(90_000, 'the run and the kept node', Promise.all([done, kept]));
-    assert.equal(n.code, 0, n.stderr);
+    assert.equal(n.code, 0, `node:\n${n.stderr}\nrun:\n${r.stderr}`);
     assert.match(n.stderr, /node 2 died \(SIGKILL\); restarted as pid \d+/, 'the joined node got id 2');
     assert.match(n.stderr, /node 2: run complete/);
     assert.equal(r.code, 0, r.stderr);

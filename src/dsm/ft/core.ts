@@ -34,6 +34,14 @@ export function supervisorOf(nodes: number): number {
 }
 
 /**
+ * The lowest id of a node that runs in its own process: 0 with FT (the coordinator is then the
+ * supervisor, and node 0 a child like the others), 1 without (the coordinator is node 0).
+ */
+export function firstChildId(faultTolerant: boolean): number {
+  return faultTolerant ? 0 : 1;
+}
+
+/**
  * One node's fault-tolerance state, driven by the protocol (protocol.ts) at the points where it
  * sends, receives and synchronises. Plain data; the decisions live in the protocol.
  */
