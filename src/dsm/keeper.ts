@@ -31,6 +31,7 @@ export function keepNode(options: KeeperOptions): Promise<number> {
   let node: number | undefined;
   let faultTolerant = false;
   let restarts = 0;
+  let appDone = false;
   return new Promise((resolve, reject) => {
     const fail = (err: LazarusError) => reject(err);
     const start = (rejoin: boolean) => {
@@ -39,6 +40,7 @@ export function keepNode(options: KeeperOptions): Promise<number> {
       const argv = nodeArgv(options.join.host, options.join.port, extra);
       const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       child.on('message', (m: { type?: string; node?: unknown; faultTolerant?: unknown }) => {
+        if (m.type === 'app-done') appDone = true;
         if (m.type !== 'started' || typeof m.node !== 'number') return;
         node = m.node;
         faultTolerant = m.faultTolerant === true;
@@ -46,6 +48,12 @@ export function keepNode(options: KeeperOptions): Promise<number> {
       child.on('error', (err) => fail(createError(ErrorCodes.DSM_PEER_LOST, err.message, err)));
       child.on('exit', (code, signal) => {
         if (code === 0 && node !== undefined) {
+          resolve(node);
+          return;
+        }
+        // Killed after its DONE went out, it was restarted in case a peer's recovery needed its logs,
+        // and found the run over: its work was in.
+        if (code === JOIN_FAILED_EXIT && appDone && node !== undefined) {
           resolve(node);
           return;
         }

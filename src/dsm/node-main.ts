@@ -32,8 +32,10 @@ try {
     allowModules: values['allow-modules'] === true,
     ...(values.id !== undefined ? { id: Number(values.id) } : {}),
     rejoin: values.rejoin === true,
-    // A keeper (keeper.ts) that started this process learns its id, to restart it as that node.
+    // A keeper (keeper.ts) that started this process learns its id, to restart it as that node, and
+    // when its app's work is in (a restart that then finds the run over is no failure).
     onStart: (info) => process.send?.({ type: 'started', ...info }),
+    onAppDone: () => process.send?.({ type: 'app-done' }),
   });
   process.exit(0);
 } catch (err) {

@@ -558,6 +558,8 @@ export interface JoinOptions {
   readonly rejoin?: boolean;
   /** Told the node's id once the coordinator has started it, and whether the run is fault-tolerant. */
   readonly onStart?: (info: { readonly node: number; readonly faultTolerant: boolean }) => void;
+  /** Told once this node's app has finished and its DONE has gone to the coordinator. */
+  readonly onAppDone?: () => void;
 }
 
 /**
@@ -662,6 +664,7 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
           code: '',
           message: '',
         });
+        options.onAppDone?.();
       },
       (err: unknown) => void stop(asLazarus(err)),
     );
