@@ -17,7 +17,7 @@ import { median, round } from './lib/stats.ts';
  * all three alike; medians are reported. Every DSM result is checked against the sequential one.
  * A control measures the two-way speedup the machine itself gives at that moment.
  *
- *   tsx bench/dsm.ts [--runs 3] [--apps sor,matmul] [--scale 1] [--quick]
+ *   tsx bench/dsm.ts [--runs 5] [--apps sor,matmul] [--scale 1] [--quick]
  */
 
 // A control copy (see parallelCapacity): load the app, wait for the signal, compute, report the time.
@@ -122,7 +122,7 @@ async function main(): Promise<void> {
     },
   });
   // --quick (as run-all passes it): one run each of half-size problems.
-  const runs = Number(values.runs ?? (values.quick ? 1 : 3));
+  const runs = Number(values.runs ?? (values.quick ? 1 : 5));
   const scale = Number(values.scale ?? (values.quick ? 0.5 : 1));
 
   const apps = values.apps.split(',').filter((a) => a in SIZES);
