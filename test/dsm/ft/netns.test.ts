@@ -21,6 +21,8 @@ describe('FT across hosts (network namespaces)', () => {
         const inside = await interfaceOf(cut);
         const events: ProgressEvent[] = [];
         let restarted = false;
+        const started = performance.now();
+        const seen: string[] = [];
         const r = await runApp({
           app: 'lu',
           params: { n: 256, bs: 8, seed: 7 },
@@ -36,10 +38,14 @@ describe('FT across hosts (network namespaces)', () => {
           },
           onProgress: (e) => {
             events.push(e);
+            seen.push(`+${(performance.now() - started).toFixed(0)} ms ${JSON.stringify(e)}`);
             // Cut the victim's only link a little into the computation: no FIN, no RST, just silence.
             if (e.kind === 'started')
               setTimeout(() => void ipIn(cut.name, 'link', 'set', inside, 'down'), 100);
           },
+        }).catch((err: Error) => {
+          // What happened before, for a run that failed or hung.
+          throw new Error(`${err.message}; events:\n${seen.join('\n')}`, { cause: err });
         });
         assert.ok(r.check.ok, r.check.detail);
         const lost = events.find((e) => e.kind === 'node-lost');
