@@ -148,7 +148,15 @@ describe('FT sender log and lazy log trimming', () => {
       ],
       'pages as sent',
     );
-    for (const p of e.msg.pages) assert.equal(p.data.buffer, frame.buffer, 'a view of the frame');
+    for (const p of e.msg.pages) {
+      // Same memory and inside the frame's bytes (a small frame lives in Node's shared pool).
+      assert.equal(p.data.buffer, frame.buffer, 'a view of the frame');
+      assert.ok(
+        p.data.byteOffset >= frame.byteOffset &&
+          p.data.byteOffset + p.data.length <= frame.byteOffset + frame.length,
+        'within the frame',
+      );
+    }
     assert.equal(e.key, 3, 'keyed by episode');
     assert.equal(e.bytes, 8 + 2 * (8 + 256), 'counted as before');
     // A frame that is not this message's: the pages are copied instead.
