@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createError, ErrorCodes, type LazarusError } from '../wire/errors.ts';
+import { createError, ErrorCodes } from '../wire/errors.ts';
 import { JOIN_FAILED_EXIT, nodeArgv, SECRET_ENV } from './launcher.ts';
 
 export interface KeeperOptions {
@@ -23,8 +23,9 @@ export interface KeeperOptions {
  * Runs a joined DSM node (`lazarus dsm node --keep`) as a child process and, in a fault-tolerant
  * run, starts it again as the same node when it dies (SIGKILL, crash, a cut link it gave up on):
  * the new process rejoins with its id, restores its checkpoints from this host's disk and
- * re-executes. One that dies before its run started just joins again. The launcher does this for the nodes it starts itself; a node on another host needs
- * someone on that host to do it. Resolves with the node's id when its run completes.
+ * re-executes. One that dies before its run started just joins again. The launcher does this for
+ * the nodes it starts itself; a node on another host needs someone on that host to do it. Resolves
+ * with the node's id when its run completes.
  */
 export function keepNode(options: KeeperOptions): Promise<number> {
   const env: NodeJS.ProcessEnv = { ...process.env, [SECRET_ENV]: options.secret };
@@ -33,7 +34,6 @@ export function keepNode(options: KeeperOptions): Promise<number> {
   let restarts = 0;
   let appDone = false;
   return new Promise((resolve, reject) => {
-    const fail = (err: LazarusError) => reject(err);
     const start = (rejoin: boolean) => {
       const extra = [...(options.nodeFlags ?? [])];
       if (rejoin) extra.push('--id', String(node), '--rejoin');
@@ -45,15 +45,11 @@ export function keepNode(options: KeeperOptions): Promise<number> {
         node = m.node;
         faultTolerant = m.faultTolerant === true;
       });
-      child.on('error', (err) => fail(createError(ErrorCodes.DSM_PEER_LOST, err.message, err)));
+      child.on('error', (err) => reject(createError(ErrorCodes.DSM_PEER_LOST, err.message, err)));
       child.on('exit', (code, signal) => {
-        if (code === 0 && node !== undefined) {
-          resolve(node);
-          return;
-        }
-        // Killed after its DONE went out, it was restarted in case a peer's recovery needed its logs,
-        // and found the run over: its work was in.
-        if (code === JOIN_FAILED_EXIT && appDone && node !== undefined) {
+        // Done; or killed after its DONE went out, restarted in case a peer's recovery needed its
+        // logs, and the restart found the run over: its work was in.
+        if (node !== undefined && (code === 0 || (code === JOIN_FAILED_EXIT && appDone))) {
           resolve(node);
           return;
         }
@@ -62,11 +58,11 @@ export function keepNode(options: KeeperOptions): Promise<number> {
         // started (a failed node fails the run: there is nothing to rejoin). A node that died before
         // its run started joins again afresh (the coordinator freed its id).
         if (code === JOIN_FAILED_EXIT || (node !== undefined && !faultTolerant)) {
-          fail(createError(ErrorCodes.DSM_PEER_LOST, `node process ended (${why})`));
+          reject(createError(ErrorCodes.DSM_PEER_LOST, `node process ended (${why})`));
           return;
         }
         if (++restarts > (options.maxRestarts ?? 20)) {
-          fail(createError(ErrorCodes.DSM_PEER_LOST, `node failed again after ${restarts - 1} restarts`));
+          reject(createError(ErrorCodes.DSM_PEER_LOST, `node failed again after ${restarts - 1} restarts`));
           return;
         }
         const next = start(node !== undefined);
