@@ -261,9 +261,9 @@ for (const gc of parts.has('retention') ? gcModes : []) {
   );
   retention[gc] = {
     max_log_bytes: Math.max(...perNode.map((n) => n.max_bytes)),
-    final_log_bytes: perNode.reduce((s, n) => s + n.final_bytes, 0),
-    retained_checkpoints: perNode.reduce((s, n) => s + n.retained_checkpoints, 0),
-    checkpoints: perNode.reduce((s, n) => s + n.checkpoints, 0),
+    final_log_bytes: sum((f) => f.retainedLogBytes),
+    retained_checkpoints: sum((f) => f.retainedCheckpoints),
+    checkpoints: sum((f) => f.checkpoints),
     checkpoint_bytes_mean: round(sum((f) => f.checkpointBytes) / taken, 0),
     checkpoint_ms_mean: round(sum((f) => f.checkpointMs) / taken, 2),
   };
