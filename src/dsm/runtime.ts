@@ -334,7 +334,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     if (tableSent) return false;
     const at = peers.findIndex((p) => p.node === node);
     if (at >= 0) peers.splice(at, 1);
-    ready.delete(node);
     if (node >= claimed) freeIds.push(node);
     return true;
   };
