@@ -3,9 +3,21 @@ import { blockOwner, blockRange, type RegionSpec } from '../pages.ts';
 
 /**
  * C = A x B on n x n matrices. Rows of A, B and C are split in blocks (each node is home of its
- * rows and fills them); every node then reads all of B (read sharing) and computes its rows of C.
+ * rows and fills them); every node then reads all of B (read sharing) and computes rows of C.
  * The dot products run in the same order as the sequential program: bitwise equal.
+ *
+ * Rows of C are handed out in chunks rather than split once: each block's remaining rows are a
+ * [front, back) pair in shared memory under a lock of its own. A node takes chunks from the front
+ * of its own block, then from the back of the others'. Equal halves finish together only if both
+ * cores run at the same speed, and a VM's cores often do not (one runs 1.5x slower than the other
+ * for up to a second at a time here); a node that finishes early now takes over the other's rows.
+ * Each chunk is half of what is left (at least MIN_CHUNK rows), so a block costs a few lock
+ * round trips, and a node only computes rows homed elsewhere when it would otherwise wait.
  */
+
+const MIN_CHUNK = 4;
+/** Each block's [front, back) pair sits on a 4 KiB slot of its own, homed at the block's node. */
+const SLOT_BYTES = 4096;
 
 const a = (i: number, j: number) => ((i * 7 + j * 3) % 17) / 17 - 0.5;
 const b = (i: number, j: number) => ((i * 5 + j * 11) % 13) / 13 - 0.25;
@@ -47,25 +59,59 @@ function rowsRegion(name: string, n: number): RegionSpec {
 
 export const matmul: DsmApp = {
   name: 'matmul',
-  description: 'dense matrix multiply (read sharing of B)',
+  description: 'dense matrix multiply (read sharing of B, rows handed out in chunks under locks)',
   params: (size) => ({ n: size ?? 256 }),
-  layout: ({ n }: DsmParams) => [rowsRegion('a', n!), rowsRegion('b', n!), rowsRegion('c', n!)],
+  layout: ({ n }: DsmParams, nodes: number) => [
+    rowsRegion('a', n!),
+    rowsRegion('b', n!),
+    rowsRegion('c', n!),
+    {
+      name: 'queue',
+      bytes: nodes * SLOT_BYTES,
+      placement: { kind: 'explicit', home: (offset) => Math.min(nodes - 1, Math.floor(offset / SLOT_BYTES)) },
+    },
+  ],
   run(ctx, { n }) {
     const size = n!;
     const { start, end } = blockRange(ctx.node, size, ctx.nodes);
     const [A, B, C] = [ctx.f64('a'), ctx.f64('b'), ctx.f64('c')];
-    const rows = (name: string) => ctx.f64(name, start * size, (end - start) * size);
+    const rows = (name: string, lo: number, hi: number) => ctx.f64(name, lo * size, (hi - lo) * size);
+    const slot = (block: number) => ctx.i32('queue', (block * SLOT_BYTES) / 4, 2);
     // Safe point (FT): after the barrier, a restart skips the fill.
     if (!ctx.restored) {
-      ctx.write(rows('a'));
-      ctx.write(rows('b'));
+      ctx.write(rows('a', start, end));
+      ctx.write(rows('b', start, end));
       fill(A, size, start, end, a);
       fill(B, size, start, end, b);
+      const own = slot(ctx.node);
+      ctx.write(own);
+      own.set([start, end]);
       ctx.barrier(B);
       ctx.safePoint([1]);
     }
-    ctx.write(rows('c'));
-    multiply(A, B, C, size, start, end);
+    /** The next chunk of a block's rows, from its front (the owner) or its back (anyone else). */
+    const take = (block: number): { lo: number; hi: number } | undefined => {
+      const queue = slot(block);
+      ctx.acquire(block, queue);
+      const [front, back] = [queue[0]!, queue[1]!];
+      let chunk: { lo: number; hi: number } | undefined;
+      if (front < back) {
+        const count = Math.min(back - front, Math.max(MIN_CHUNK, Math.ceil((back - front) / 2)));
+        chunk = block === ctx.node ? { lo: front, hi: front + count } : { lo: back - count, hi: back };
+        ctx.write(queue);
+        queue.set(block === ctx.node ? [chunk.hi, back] : [front, chunk.lo]);
+      }
+      ctx.release(block);
+      return chunk;
+    };
+    for (let t = 0; t < ctx.nodes; t++) {
+      const block = (ctx.node + t) % ctx.nodes;
+      for (let chunk = take(block); chunk; chunk = take(block)) {
+        ctx.read(rows('a', chunk.lo, chunk.hi));
+        ctx.write(rows('c', chunk.lo, chunk.hi));
+        multiply(A, B, C, size, chunk.lo, chunk.hi);
+      }
+    }
   },
   result: (ctx) => ctx.gather(ctx.f64('c')),
   sequential({ n }) {
