@@ -174,17 +174,18 @@ export interface PushOrder {
 export type DsmMessage = HandshakeMessage | ControlMessage | ProtocolMessage;
 
 export function encodeMessage(msg: DsmMessage): Buffer {
-  const w = new FieldWriter(sizeHint(msg));
+  // The body is written after room for the frame header, so the frame is never copied.
+  const w = new FieldWriter(sizeHint(msg), FRAME_HEADER_SIZE);
   switch (msg.type) {
     case 'hello':
       w.u32(DSM_MAGIC).u8(DSM_VERSION).u16(msg.node).fixed(msg.nonce).string(msg.host).u16(msg.port);
-      return encodeFrame(MsgType.HELLO, w.finish());
+      return w.frame(MsgType.HELLO);
     case 'challenge':
-      return encodeFrame(MsgType.CHALLENGE, w.fixed(msg.nonce).fixed(msg.mac).finish());
+      return w.fixed(msg.nonce).fixed(msg.mac).frame(MsgType.CHALLENGE);
     case 'proof':
-      return encodeFrame(MsgType.PROOF, w.fixed(msg.mac).finish());
+      return w.fixed(msg.mac).frame(MsgType.PROOF);
     case 'welcome':
-      return encodeFrame(MsgType.WELCOME, w.u16(msg.node).u16(msg.assigned).finish());
+      return w.u16(msg.node).u16(msg.assigned).frame(MsgType.WELCOME);
     case 'start':
       w.u16(msg.node)
         .u16(msg.nodes)
@@ -194,7 +195,7 @@ export function encodeMessage(msg: DsmMessage): Buffer {
       w.u16(msg.peers.length);
       for (const p of msg.peers) w.u16(p.node).string(p.host).u16(p.port);
       if (msg.ft !== undefined) w.bytes32(Buffer.from(msg.ft, 'utf8'));
-      return encodeFrame(MsgType.START, w.finish());
+      return w.frame(MsgType.START);
     case 'ready':
       return encodeFrame(MsgType.READY);
     case 'go':
@@ -204,56 +205,56 @@ export function encodeMessage(msg: DsmMessage): Buffer {
         .bytes32(Buffer.from(msg.stats, 'utf8'))
         .string(msg.code)
         .string(msg.message.slice(0, 4000));
-      return encodeFrame(MsgType.DONE, w.finish());
+      return w.frame(MsgType.DONE);
     case 'result':
       w.u8(msg.kind)
         .u64(Math.round(msg.ms * 1000))
         .u32(msg.total)
         .u32(msg.offset)
         .bytes32(msg.data);
-      return encodeFrame(MsgType.RESULT, w.finish());
+      return w.frame(MsgType.RESULT);
     case 'shutdown':
       return encodeFrame(MsgType.SHUTDOWN);
     case 'error':
-      return encodeFrame(MsgType.ERROR, w.string(msg.code).string(msg.message.slice(0, 4000)).finish());
+      return w.string(msg.code).string(msg.message.slice(0, 4000)).frame(MsgType.ERROR);
     case 'ping':
       return encodeFrame(MsgType.PING);
     case 'recover-req':
-      return encodeFrame(MsgType.RECOVER_REQ, writeTime(writeCkpt(w, msg.ckpt), msg.applied).finish());
+      return writeTime(writeCkpt(w, msg.ckpt), msg.applied).frame(MsgType.RECOVER_REQ);
     case 'recover-begin':
       w.u32(msg.seen.reqs).u32(msg.seen.acq).u32(msg.seen.arrivals).u32(msg.seen.seq).u32(msg.relog);
-      return encodeFrame(MsgType.RECOVER_BEGIN, w.finish());
+      return w.frame(MsgType.RECOVER_BEGIN);
     case 'recover-end':
       return encodeFrame(MsgType.RECOVER_END);
     case 'page-req':
       w.u32(msg.req).u32(msg.pages.length);
       for (const p of msg.pages) w.u32(p);
-      return encodeFrame(MsgType.PAGE_REQ, w.finish());
+      return w.frame(MsgType.PAGE_REQ);
     case 'page-reply':
-      return encodeFrame(MsgType.PAGE_REPLY, writePages(w.u32(msg.req), msg.pages).finish());
+      return writePages(w.u32(msg.req), msg.pages).frame(MsgType.PAGE_REPLY);
     case 'diffs':
       writePages(w.u32(msg.req), msg.diffs);
       if (msg.ft) writeTime(w.u32(msg.ft.seq), msg.ft.time);
-      return encodeFrame(MsgType.DIFFS, w.finish());
+      return w.frame(MsgType.DIFFS);
     case 'diff-ack':
-      return encodeFrame(MsgType.DIFF_ACK, w.u32(msg.req).finish());
+      return w.u32(msg.req).frame(MsgType.DIFF_ACK);
     case 'lock-req':
     case 'lock-fwd':
       writeTime(w.u32(msg.lock).u16(msg.node), msg.time);
       if (msg.type === 'lock-req') {
         if (msg.ft) w.u32(msg.ft.acq);
-        return encodeFrame(MsgType.LOCK_REQ, w.finish());
+        return w.frame(MsgType.LOCK_REQ);
       }
       if (msg.ft) w.u32(msg.ft.acq).u32(msg.ft.after).u32(msg.ft.seq);
-      return encodeFrame(MsgType.LOCK_FWD, w.finish());
+      return w.frame(MsgType.LOCK_FWD);
     case 'lock-grant':
       writeIntervals(w.u32(msg.lock), msg.intervals);
       if (msg.ft) w.u32(msg.ft.acq);
-      return encodeFrame(MsgType.LOCK_GRANT, w.finish());
+      return w.frame(MsgType.LOCK_GRANT);
     case 'barrier-arrive':
       writeRuns(writeIntervals(writeTime(w.u32(msg.episode), msg.time), msg.intervals), msg.want);
       if (msg.ft) writeCkpt(w, msg.ft.ckpt);
-      return encodeFrame(MsgType.BARRIER_ARRIVE, w.finish());
+      return w.frame(MsgType.BARRIER_ARRIVE);
     case 'barrier-release':
       writeIntervals(w.u32(msg.episode), msg.intervals).u32(msg.serve.length);
       for (const order of msg.serve) writeRuns(w.u16(order.node), order.runs);
@@ -261,9 +262,9 @@ export function encodeMessage(msg: DsmMessage): Buffer {
         w.u16(msg.ft.ckpts.length);
         for (const c of msg.ft.ckpts) writeCkpt(w, c);
       }
-      return encodeFrame(MsgType.BARRIER_RELEASE, w.finish());
+      return w.frame(MsgType.BARRIER_RELEASE);
     case 'page-push':
-      return encodeFrame(MsgType.PAGE_PUSH, writePages(w.u32(msg.episode), msg.pages).finish());
+      return writePages(w.u32(msg.episode), msg.pages).frame(MsgType.PAGE_PUSH);
   }
 }
 

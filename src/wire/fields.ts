@@ -1,4 +1,5 @@
 import { createError, ErrorCodes } from './errors.ts';
+import { FRAME_HEADER_SIZE } from './frame.ts';
 
 /**
  * Bounds-checked field codec for frame bodies. Every read checks the remaining length, so a hostile
@@ -9,10 +10,14 @@ const TWO_32 = 2 ** 32;
 
 export class FieldWriter {
   #buf: Buffer;
-  #pos = 0;
+  #pos: number;
+  readonly #headroom: number;
 
-  constructor(initialSize = 64) {
-    this.#buf = Buffer.allocUnsafe(initialSize);
+  /** `headroom`: bytes kept free before the body for a frame header (see frame()). */
+  constructor(initialSize = 64, headroom = 0) {
+    this.#buf = Buffer.allocUnsafe(headroom + initialSize);
+    this.#pos = headroom;
+    this.#headroom = headroom;
   }
 
   #ensure(n: number): void {
@@ -76,6 +81,15 @@ export class FieldWriter {
   }
 
   finish(): Buffer {
+    return this.#buf.subarray(this.#headroom, this.#pos);
+  }
+
+  /** The body as a whole frame of `type`, its header written in the headroom: no copy of the body. */
+  frame(type: number): Buffer {
+    if (this.#headroom !== FRAME_HEADER_SIZE)
+      throw new RangeError('frame() needs a frame header of headroom');
+    this.#buf.writeUInt32BE(this.#pos - FRAME_HEADER_SIZE, 0);
+    this.#buf[4] = type;
     return this.#buf.subarray(0, this.#pos);
   }
 }
