@@ -29,6 +29,8 @@ export async function runFt(
   onEvent?: (e: ProgressEvent) => void,
 ): Promise<FtRun> {
   const events: ProgressEvent[] = [];
+  const started = performance.now();
+  const seen: string[] = [];
   const run = await runApp({
     app,
     nodes,
@@ -37,8 +39,12 @@ export async function runFt(
     ft: { policy: { everySafePoints: 2 }, ...ft },
     onProgress: (e) => {
       events.push(e);
+      seen.push(`+${(performance.now() - started).toFixed(0)} ms ${JSON.stringify(e)}`);
       onEvent?.(e);
     },
+  }).catch((err: Error) => {
+    // What happened before, for a run that failed or hung.
+    throw new Error(`${app} on ${nodes} nodes: ${err.message}; events:\n${seen.join('\n')}`, { cause: err });
   });
   return { run, events };
 }
