@@ -12,7 +12,8 @@ import { blockOwner, blockRange } from '../pages.ts';
  * half-sweep h runs at step i + 2h, once its neighbours have had half-sweep h - 1 and before they
  * have h + 1, so the rows in flight stay in cache. Between barriers a node relaxes its segment of the
  * grid in place: a region homed at that node holding its own rows plus ROUND ghost rows on each side,
- * taken from the neighbours' halo blocks at the barrier; each half-sweep the rows it can still
+ * taken from the neighbours' halo blocks at the barrier (before the first pass, computed: they are
+ * the initial values); each half-sweep the rows it can still
  * compute correctly shrink by one on each side, so after ROUND of them its own rows are exact (the
  * ghost rows' work is redundant, their owners do it too). One barrier per ROUND half-sweeps instead
  * of one per half-sweep, and no copy of the grid: the segment is both the working block and, for
@@ -136,29 +137,32 @@ export const sor: DsmApp = {
       top.set(seg.subarray((start - a) * size, (first - a) * size));
       bottom.set(seg.subarray((from - a) * size, (end - a) * size), (from - (end - ROUND)) * size);
     };
-    if (!ctx.restored) {
-      if (end > start) {
-        ctx.write(seg);
-        for (let i = start; i < end; i++) initRow(seg, size, (i - a) * size, i);
-        publish(0);
-      }
-      ctx.barrier(...ghostViews(0));
+    // Every row of the segment starts at its initial value, ghost rows too (a function of the row):
+    // the first pass needs nothing from the neighbours, so no barrier comes before it.
+    if (!ctx.restored && end > start) {
+      ctx.write(seg);
+      for (let i = a; i < b; i++) initRow(seg, size, (i - a) * size, i);
     }
     // Safe point (FT): after a restart, resume at pass restored[0] with halo parity restored[1] (the
     // segment and the halo are this node's pages, restored from its checkpoint).
     let parity = ctx.restored?.[1] ?? 0;
     const all = passes(iters!);
     for (let k = ctx.restored?.[0] ?? 0; k < all.length; k++) {
+      // Nobody reads the last pass's boundary rows: the app's final barrier is the only one after it.
+      const last = k === all.length - 1;
       if (end > start) {
         ctx.write(seg);
-        for (const r of ghostRows()) {
-          const view = ghostView(r, parity);
-          ctx.read(view);
-          seg.set(view, (r - a) * size);
+        if (k > 0) {
+          for (const r of ghostRows()) {
+            const view = ghostView(r, parity);
+            ctx.read(view);
+            seg.set(view, (r - a) * size);
+          }
         }
         pass(seg, size, a, b, all[k]!);
-        publish(1 - parity);
+        if (!last) publish(1 - parity);
       }
+      if (last) break;
       parity = 1 - parity;
       ctx.barrier(...ghostViews(parity));
       ctx.safePoint([k + 1, parity]);
