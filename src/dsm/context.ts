@@ -109,24 +109,27 @@ export class DsmContext {
     return this.#view(Uint32Array, region, start, length);
   }
 
-  /** Makes the view's bytes readable: fetches the pages invalidated by earlier acquires. */
-  read(view: ArrayBufferView): void {
-    const { first, last } = this.#range(view);
+  /**
+   * Makes the views' bytes readable: fetches the pages invalidated by earlier acquires, those of all
+   * the views in one request (one round trip per home, however scattered the views).
+   */
+  read(...views: ArrayBufferView[]): void {
     const state = this.#pages.state;
-    for (let p = first; p <= last; p++) {
-      if (state[p] === PageState.VALID) continue;
-      const missing: number[] = [];
-      for (let q = p; q <= last; q++) if (state[q] !== PageState.VALID) missing.push(q);
-      this.#call({ op: 'fetch', pages: missing });
-      return;
+    const missing: number[] = [];
+    for (const view of views) {
+      const { first, last } = this.#range(view);
+      for (let p = first; p <= last; p++) if (state[p] !== PageState.VALID) missing.push(p);
     }
+    if (missing.length > 0) this.#call({ op: 'fetch', pages: missing });
   }
 
-  /** Makes the view's bytes writable (and readable); its pages' changes go home at the next release. */
-  write(view: ArrayBufferView): void {
-    this.read(view);
-    const { first, last } = this.#range(view);
-    for (let p = first; p <= last; p++) this.#tracker.markWrite(p);
+  /** Makes the views' bytes writable (and readable); their pages' changes go home at the next release. */
+  write(...views: ArrayBufferView[]): void {
+    this.read(...views);
+    for (const view of views) {
+      const { first, last } = this.#range(view);
+      for (let p = first; p <= last; p++) this.#tracker.markWrite(p);
+    }
   }
 
   /** Reads a whole view and returns a private copy of it (node 0 gathering a result). */

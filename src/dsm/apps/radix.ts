@@ -65,6 +65,7 @@ export const radix: DsmApp = {
       ctx.barrier(hist);
       // Start of digit d for this node: all keys with smaller digits, then this digit's keys of lower nodes.
       let base = 0;
+      const targets: Uint32Array[] = [];
       for (let d = 0; d < RADIX; d++) {
         let before = 0;
         let total = 0;
@@ -74,9 +75,11 @@ export const radix: DsmApp = {
           total += c;
         }
         offsets[d] = base + before;
-        if (mine[d]! > 0) ctx.write(ctx.u32(dst, base + before, mine[d]!));
+        if (mine[d]! > 0) targets.push(ctx.u32(dst, base + before, mine[d]!));
         base += total;
       }
+      // Every range this node scatters into, made writable at once: one fetch of the stale pages.
+      ctx.write(...targets);
       for (let i = start; i < end; i++) {
         const k = from[i]!;
         to[offsets[(k >>> shift) & (RADIX - 1)]!++] = k;
