@@ -107,7 +107,8 @@ export const matmul: DsmApp = {
     for (let t = 0; t < ctx.nodes; t++) {
       const block = (ctx.node + t) % ctx.nodes;
       for (let chunk = take(block); chunk; chunk = take(block)) {
-        ctx.read(rows('a', chunk.lo, chunk.hi));
+        // One fetch for both when the rows are homed elsewhere (a chunk taken from another block).
+        ctx.read(rows('a', chunk.lo, chunk.hi), rows('c', chunk.lo, chunk.hi));
         ctx.write(rows('c', chunk.lo, chunk.hi));
         multiply(A, B, C, size, chunk.lo, chunk.hi);
       }
