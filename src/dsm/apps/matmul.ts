@@ -71,8 +71,8 @@ export const matmul: DsmApp = {
       placement: { kind: 'explicit', home: (offset) => Math.min(nodes - 1, Math.floor(offset / SLOT_BYTES)) },
     },
   ],
-  run(ctx, { n }) {
-    const size = n!;
+  run(ctx, params) {
+    const size = params.n!;
     const { start, end } = blockRange(ctx.node, size, ctx.nodes);
     const [A, B, C] = [ctx.f64('a'), ctx.f64('b'), ctx.f64('c')];
     const rows = (name: string, lo: number, hi: number) => ctx.f64(name, lo * size, (hi - lo) * size);
@@ -104,9 +104,13 @@ export const matmul: DsmApp = {
       ctx.release(block);
       return chunk;
     };
+    // params.lagMs (tests): node params.lagNode waits that long before each chunk, as on a slow core.
+    const lag = ctx.node === params.lagNode && params.lagMs ? params.lagMs : 0;
+    const asleep = lag > 0 ? new Int32Array(new SharedArrayBuffer(4)) : undefined;
     for (let t = 0; t < ctx.nodes; t++) {
       const block = (ctx.node + t) % ctx.nodes;
       for (let chunk = take(block); chunk; chunk = take(block)) {
+        if (asleep) Atomics.wait(asleep, 0, 0, lag);
         // One fetch for both when the rows are homed elsewhere (a chunk taken from another block).
         ctx.read(rows('a', chunk.lo, chunk.hi), rows('c', chunk.lo, chunk.hi));
         ctx.write(rows('c', chunk.lo, chunk.hi));
