@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ErrorCodes, LazarusError } from '../../src/wire/errors.ts';
 import { FieldReader, FieldWriter, readU64, writeU64 } from '../../src/wire/fields.ts';
+import { encodeFrame, FRAME_HEADER_SIZE } from '../../src/wire/frame.ts';
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER; // 2^53 - 1
 
@@ -165,6 +166,24 @@ describe('FieldWriter / FieldReader', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  test('with room for a frame header, the body is the same and frame() gives what encodeFrame() does', () => {
+    fc.assert(
+      fc.property(
+        recordArb,
+        fc.integer({ min: 0, max: 16 }),
+        fc.integer({ min: 0, max: 255 }),
+        (record, initialSize, type) => {
+          const w = new FieldWriter(initialSize, FRAME_HEADER_SIZE);
+          const body = write(w, record);
+          assert.deepEqual(body, expectedBytes(record));
+          assert.deepEqual(w.frame(type), encodeFrame(type, expectedBytes(record)));
+        },
+      ),
+      { numRuns: 300 },
+    );
+    assert.throws(() => new FieldWriter().u8(1).frame(1), RangeError);
   });
 
   test('end() rejects trailing bytes', () => {

@@ -12,10 +12,10 @@ import { blockOwner, blockRange } from '../pages.ts';
  * half-sweep h runs at step i + 2h, once its neighbours have had half-sweep h - 1 and before they
  * have h + 1, so the rows in flight stay in cache. Between barriers a node relaxes its segment of the
  * grid in place: a region homed at that node holding its own rows plus ROUND ghost rows on each side,
- * taken from the neighbours' halo blocks at the barrier (before the first pass, computed: they are
- * the initial values); each half-sweep the rows it can still
- * compute correctly shrink by one on each side, so after ROUND of them its own rows are exact (the
- * ghost rows' work is redundant, their owners do it too). One barrier per ROUND half-sweeps instead
+ * taken from the neighbours' halo blocks at the barrier (or, before the first pass, computed: they
+ * hold their initial values); each half-sweep the rows it can still compute correctly shrink by one
+ * on each side, so after ROUND of them its own rows are exact (the ghost rows' work is redundant,
+ * their owners do it too). One barrier per ROUND half-sweeps instead
  * of one per half-sweep, and no copy of the grid: the segment is both the working block and, for
  * fault tolerance, the state a restarted node resumes from. Node 0 assembles the grid at the end.
  */
@@ -153,11 +153,11 @@ export const sor: DsmApp = {
       if (end > start) {
         ctx.write(seg);
         if (k > 0) {
-          for (const r of ghostRows()) {
-            const view = ghostView(r, parity);
-            ctx.read(view);
-            seg.set(view, (r - a) * size);
-          }
+          // Fetched with the barrier's prefetch, or here in one request after a restart.
+          const views = ghostViews(parity);
+          ctx.read(...views);
+          const rows = ghostRows();
+          for (let i = 0; i < rows.length; i++) seg.set(views[i]!, (rows[i]! - a) * size);
         }
         pass(seg, size, a, b, all[k]!);
         if (!last) publish(1 - parity);
