@@ -1,6 +1,6 @@
 import { createError, ErrorCodes } from '../wire/errors.ts';
 import { FieldReader, FieldWriter } from '../wire/fields.ts';
-import { encodeFrame, FRAME_HEADER_SIZE } from '../wire/frame.ts';
+import { FRAME_HEADER_SIZE } from '../wire/frame.ts';
 import type { Interval } from './intervals.ts';
 import type { VectorTime } from './vector-time.ts';
 
@@ -197,9 +197,9 @@ export function encodeMessage(msg: DsmMessage): Buffer {
       if (msg.ft !== undefined) w.bytes32(Buffer.from(msg.ft, 'utf8'));
       return w.frame(MsgType.START);
     case 'ready':
-      return encodeFrame(MsgType.READY);
+      return w.frame(MsgType.READY);
     case 'go':
-      return encodeFrame(MsgType.GO);
+      return w.frame(MsgType.GO);
     case 'done':
       w.u8(msg.ok ? 1 : 0)
         .bytes32(Buffer.from(msg.stats, 'utf8'))
@@ -214,18 +214,18 @@ export function encodeMessage(msg: DsmMessage): Buffer {
         .bytes32(msg.data);
       return w.frame(MsgType.RESULT);
     case 'shutdown':
-      return encodeFrame(MsgType.SHUTDOWN);
+      return w.frame(MsgType.SHUTDOWN);
     case 'error':
       return w.string(msg.code).string(msg.message.slice(0, 4000)).frame(MsgType.ERROR);
     case 'ping':
-      return encodeFrame(MsgType.PING);
+      return w.frame(MsgType.PING);
     case 'recover-req':
       return writeTime(writeCkpt(w, msg.ckpt), msg.applied).frame(MsgType.RECOVER_REQ);
     case 'recover-begin':
       w.u32(msg.seen.reqs).u32(msg.seen.acq).u32(msg.seen.arrivals).u32(msg.seen.seq).u32(msg.relog);
       return w.frame(MsgType.RECOVER_BEGIN);
     case 'recover-end':
-      return encodeFrame(MsgType.RECOVER_END);
+      return w.frame(MsgType.RECOVER_END);
     case 'page-req':
       w.u32(msg.req).u32(msg.pages.length);
       for (const p of msg.pages) w.u32(p);

@@ -1,5 +1,5 @@
 import { createError, ErrorCodes } from './errors.ts';
-import { FRAME_HEADER_SIZE } from './frame.ts';
+import { FRAME_HEADER_SIZE, writeFrameHeader } from './frame.ts';
 
 /**
  * Bounds-checked field codec for frame bodies. Every read checks the remaining length, so a hostile
@@ -88,8 +88,7 @@ export class FieldWriter {
   frame(type: number): Buffer {
     if (this.#headroom !== FRAME_HEADER_SIZE)
       throw new RangeError('frame() needs a frame header of headroom');
-    this.#buf.writeUInt32BE(this.#pos - FRAME_HEADER_SIZE, 0);
-    this.#buf[4] = type;
+    writeFrameHeader(this.#buf, type, this.#pos - FRAME_HEADER_SIZE);
     return this.#buf.subarray(0, this.#pos);
   }
 }

@@ -19,9 +19,14 @@ export const DEFAULT_MAX_FRAME_SIZE = 1024 * 1024;
  */
 export function allocFrame(type: number, bodyLength: number, room: number): Buffer {
   const out = Buffer.allocUnsafe(FRAME_HEADER_SIZE + room);
+  writeFrameHeader(out, type, bodyLength);
+  return out;
+}
+
+/** Writes a frame header at the start of `out`. */
+export function writeFrameHeader(out: Buffer, type: number, bodyLength: number): void {
   out.writeUInt32BE(bodyLength, 0);
   out[4] = type;
-  return out;
 }
 
 /** Encodes a complete frame into one buffer (for small control frames). */
