@@ -115,12 +115,17 @@ export class DsmContext {
    */
   read(...views: ArrayBufferView[]): void {
     const state = this.#pages.state;
-    const missing: number[] = [];
+    // Allocates only when something is missing: valid pages, the common case, cost a state check.
+    let missing: number[] | undefined;
     for (const view of views) {
       const { first, last } = this.#range(view);
-      for (let p = first; p <= last; p++) if (state[p] !== PageState.VALID) missing.push(p);
+      for (let p = first; p <= last; p++) {
+        if (state[p] === PageState.VALID) continue;
+        missing ??= [];
+        missing.push(p);
+      }
     }
-    if (missing.length > 0) this.#call({ op: 'fetch', pages: missing });
+    if (missing) this.#call({ op: 'fetch', pages: missing });
   }
 
   /** Makes the views' bytes writable (and readable); their pages' changes go home at the next release. */

@@ -112,8 +112,9 @@ export const matmul: DsmApp = {
       for (let chunk = take(block); chunk; chunk = take(block)) {
         if (asleep) Atomics.wait(asleep, 0, 0, lag);
         // One fetch for both when the rows are homed elsewhere (a chunk taken from another block).
-        ctx.read(rows('a', chunk.lo, chunk.hi), rows('c', chunk.lo, chunk.hi));
-        ctx.write(rows('c', chunk.lo, chunk.hi));
+        const c = rows('c', chunk.lo, chunk.hi);
+        ctx.read(rows('a', chunk.lo, chunk.hi), c);
+        ctx.write(c);
         multiply(A, B, C, size, chunk.lo, chunk.hi);
       }
     }

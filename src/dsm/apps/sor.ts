@@ -15,9 +15,9 @@ import { blockOwner, blockRange } from '../pages.ts';
  * taken from the neighbours' halo blocks at the barrier (or, before the first pass, computed: they
  * hold their initial values); each half-sweep the rows it can still compute correctly shrink by one
  * on each side, so after ROUND of them its own rows are exact (the ghost rows' work is redundant,
- * their owners do it too). One barrier per ROUND half-sweeps instead
- * of one per half-sweep, and no copy of the grid: the segment is both the working block and, for
- * fault tolerance, the state a restarted node resumes from. Node 0 assembles the grid at the end.
+ * their owners do it too). One barrier per ROUND half-sweeps instead of one per half-sweep, and no
+ * copy of the grid: the segment is both the working block and, for fault tolerance, the state a
+ * restarted node resumes from. Node 0 assembles the grid at the end.
  */
 
 const OMEGA = 1.25;
@@ -114,17 +114,14 @@ export const sor: DsmApp = {
         ? haloOffset(owner, parity, 'bottom', size) + (r - (range.end - ROUND)) * size
         : haloOffset(owner, parity, 'top', size) + (r - range.start) * size;
     };
-    const ghostRows = (): number[] => {
-      const rows: number[] = [];
-      for (let r = a; r < start; r++) rows.push(r);
-      for (let r = end; r < b; r++) rows.push(r);
-      return rows;
-    };
+    const ghostRows: number[] = [];
+    for (let r = a; r < start; r++) ghostRows.push(r);
+    for (let r = end; r < b; r++) ghostRows.push(r);
     const ghostView = (r: number, parity: number) => {
       const at = ghostSource(r, parity);
       return halo.subarray(at, at + size);
     };
-    const ghostViews = (parity: number) => ghostRows().map((r) => ghostView(r, parity));
+    const ghostViews = (parity: number) => ghostRows.map((r) => ghostView(r, parity));
     // Neighbours read our boundary rows from the halo of one parity while we write the other's, and
     // nobody reads a segment until the end: no data race between barriers, however deep the ghosts.
     const publish = (parity: number) => {
@@ -156,8 +153,7 @@ export const sor: DsmApp = {
           // Fetched with the barrier's prefetch, or here in one request after a restart.
           const views = ghostViews(parity);
           ctx.read(...views);
-          const rows = ghostRows();
-          for (let i = 0; i < rows.length; i++) seg.set(views[i]!, (rows[i]! - a) * size);
+          for (let i = 0; i < ghostRows.length; i++) seg.set(views[i]!, (ghostRows[i]! - a) * size);
         }
         pass(seg, size, a, b, all[k]!);
         if (!last) publish(1 - parity);
