@@ -28,7 +28,7 @@ function setup() {
 describe('DsmContext', () => {
   test('read() of scattered views fetches every stale page in one request, and nothing once valid', () => {
     const { ctx, calls } = setup();
-    // Words 0..9 (page 0), 4096..4099 (page 4) and 7168..7679 (pages 7 and 8's start: 'own' is page 8).
+    // u32 words 0..9 (page 0), 4096..4099 (page 4), 7168..8191 (page 7), and 'own' (page 8, homed here).
     ctx.read(ctx.u32('r', 0, 10), ctx.u32('r', 4096, 4), ctx.u32('r', 7168, 1024), ctx.u32('own', 0, 4));
     assert.equal(calls.length, 1);
     assert.deepEqual(calls[0], { op: 'fetch', pages: [0, 4, 7] });
@@ -46,8 +46,7 @@ describe('DsmContext', () => {
     b[1] = 9;
     ctx.barrier();
     const last = calls.at(-1)!;
-    assert.equal(last.op, 'barrier');
-    assert.ok(last.op === 'barrier');
+    if (last.op !== 'barrier') assert.fail(`last call ${last.op}, not the barrier`);
     assert.deepEqual([...last.flush.pages], [1, 5, 8]);
     // Diffs go home for the pages homed elsewhere only, with what changed.
     assert.deepEqual(

@@ -21,6 +21,27 @@ export interface FtRun {
   readonly events: ProgressEvent[];
 }
 
+/**
+ * A run's progress events, kept and timed: `fail` rethrows a run's error with the events before it,
+ * so a failed or hung run says where it stopped.
+ */
+export function eventTrail(onEvent?: (e: ProgressEvent) => void) {
+  const events: ProgressEvent[] = [];
+  const seen: string[] = [];
+  const started = performance.now();
+  return {
+    events,
+    onProgress: (e: ProgressEvent) => {
+      events.push(e);
+      seen.push(`+${(performance.now() - started).toFixed(0)} ms ${JSON.stringify(e)}`);
+      onEvent?.(e);
+    },
+    fail: (what: string) => (err: Error) => {
+      throw new Error(`${what}${err.message}; events:\n${seen.join('\n')}`, { cause: err });
+    },
+  };
+}
+
 export async function runFt(
   app: string,
   nodes: number,
@@ -28,25 +49,16 @@ export async function runFt(
   params: DsmParams = SMALL[app]!,
   onEvent?: (e: ProgressEvent) => void,
 ): Promise<FtRun> {
-  const events: ProgressEvent[] = [];
-  const started = performance.now();
-  const seen: string[] = [];
+  const trail = eventTrail(onEvent);
   const run = await runApp({
     app,
     nodes,
     params,
     timeoutMs: 90_000,
     ft: { policy: { everySafePoints: 2 }, ...ft },
-    onProgress: (e) => {
-      events.push(e);
-      seen.push(`+${(performance.now() - started).toFixed(0)} ms ${JSON.stringify(e)}`);
-      onEvent?.(e);
-    },
-  }).catch((err: Error) => {
-    // What happened before, for a run that failed or hung.
-    throw new Error(`${app} on ${nodes} nodes: ${err.message}; events:\n${seen.join('\n')}`, { cause: err });
-  });
-  return { run, events };
+    onProgress: trail.onProgress,
+  }).catch(trail.fail(`${app} on ${nodes} nodes: `));
+  return { run, events: trail.events };
 }
 
 /** The run's result equals the sequential program's, and node `node` failed and recovered `times`. */

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { runApp } from '../../../src/dsm/launcher.ts';
-import type { ProgressEvent } from '../../../src/dsm/runtime.ts';
 import { createNetwork, interfaceOf, ipIn, unavailableReason } from '../../helpers/netns.ts';
+import { eventTrail } from './helpers.ts';
 
 describe('FT across hosts (network namespaces)', () => {
   // Node 0 too: with FT the supervisor (this process, on the bridge) runs the managers.
@@ -19,10 +19,12 @@ describe('FT across hosts (network namespaces)', () => {
       try {
         const cut = net.hosts[victim]!;
         const inside = await interfaceOf(cut);
-        const events: ProgressEvent[] = [];
         let restarted = false;
-        const started = performance.now();
-        const seen: string[] = [];
+        // Cut the victim's only link a little into the computation: no FIN, no RST, just silence.
+        const trail = eventTrail((e) => {
+          if (e.kind === 'started') setTimeout(() => void ipIn(cut.name, 'link', 'set', inside, 'down'), 100);
+        });
+        const { events } = trail;
         const r = await runApp({
           app: 'lu',
           params: { n: 256, bs: 8, seed: 7 },
@@ -36,17 +38,8 @@ describe('FT across hosts (network namespaces)', () => {
             const host = again ? net.hosts[3]! : net.hosts[node]!;
             return host.wrap([...argv, '--listen', `${host.address}:0`]);
           },
-          onProgress: (e) => {
-            events.push(e);
-            seen.push(`+${(performance.now() - started).toFixed(0)} ms ${JSON.stringify(e)}`);
-            // Cut the victim's only link a little into the computation: no FIN, no RST, just silence.
-            if (e.kind === 'started')
-              setTimeout(() => void ipIn(cut.name, 'link', 'set', inside, 'down'), 100);
-          },
-        }).catch((err: Error) => {
-          // What happened before, for a run that failed or hung.
-          throw new Error(`${err.message}; events:\n${seen.join('\n')}`, { cause: err });
-        });
+          onProgress: trail.onProgress,
+        }).catch(trail.fail(''));
         assert.ok(r.check.ok, r.check.detail);
         const lost = events.find((e) => e.kind === 'node-lost');
         assert.ok(
