@@ -15,7 +15,9 @@ import { median, round } from './lib/stats.ts';
  * reported apart as wall time). The sequential program runs in a fresh worker thread too, so both
  * start with a cold JIT. Runs are interleaved (seq, 1 node, 2 nodes, seq, ...) so machine noise hits
  * all three alike; medians are reported. Every DSM result is checked against the sequential one.
- * A control measures the two-way speedup the machine itself gives at that moment.
+ * A control measures the two-way speedup the machine itself gives at that moment. The launcher binds
+ * node processes to CPUs as it does by default (2 nodes: node 1's process on its own CPU; node 0 runs
+ * in this process, unbound); dsm2_binding says where.
  *
  *   tsx bench/dsm.ts [--runs 5] [--apps sor,matmul] [--scale 1] [--quick]
  */
@@ -52,6 +54,8 @@ interface Sample {
   pageFetches: number;
   diffBytes: number;
   ok: boolean;
+  /** Where the launcher bound the node processes (cpu-binding.ts), e.g. "node 1: CPU 1"; "none". */
+  binding: string;
 }
 
 async function dsmRun(
@@ -72,6 +76,7 @@ async function dsmRun(
     pageFetches: t.pageFetches,
     diffBytes: t.diffBytesSent,
     ok,
+    binding: run.binding?.map((b) => `node ${b.node}: CPU ${b.cpus.join(',')}`).join('; ') ?? 'none',
   };
 }
 
@@ -168,6 +173,7 @@ async function main(): Promise<void> {
       dsm2_messages: last2.messages,
       dsm2_page_fetches: last2.pageFetches,
       dsm2_diff_bytes: last2.diffBytes,
+      dsm2_binding: last2.binding,
     };
     rows.push([
       app,

@@ -54,6 +54,8 @@ interface RunFlags {
   /** Commander's defaults: always set. */
   ckptEvery: number;
   gc: GcMode;
+  /** False with --no-bind. */
+  bind: boolean;
   size?: number;
   param?: Record<string, number>;
   pageSize: number;
@@ -118,6 +120,7 @@ export function registerDsmCommand(program: Command): void {
       1000,
     )
     .option('--gc <mode>', 'with --ft: none | llt | llt+cgc (recovery state collection)', gcMode, 'llt+cgc')
+    .option('--no-bind', 'do not bind local node processes to their own CPUs')
     .action(
       reportErrors(async (appRef: string, flags: RunFlags) => {
         const app = await loadApp(appRef);
@@ -149,6 +152,7 @@ export function registerDsmCommand(program: Command): void {
           pageSize: flags.pageSize,
           secret,
           localNodes: local,
+          bind: flags.bind,
           ...(flags.listen ? { host: flags.listen.host, port: flags.listen.port } : {}),
           ...(flags.advertise ? { advertiseHost: flags.advertise } : {}),
           ...(flags.ft
@@ -282,6 +286,7 @@ function summaryJson(r: AppRun, wallMs: number) {
     totals: totals(r),
     perNode: r.run.stats,
     ...(r.run.supervisor ? { supervisor: r.run.supervisor } : {}),
+    ...(r.run.binding ? { binding: r.run.binding } : {}),
   };
 }
 
@@ -305,6 +310,9 @@ function summaryText(r: AppRun, wallMs: number): string {
     `  check        ${r.check.ok ? 'OK' : 'FAILED'}: ${r.check.detail}`,
     `  messages ${t.messagesSent}, ${kb(t.bytesSent)} sent; page fetches ${t.pageFetches} (${kb(t.pageFetchBytes)}); diffs ${t.diffsSent} (${kb(t.diffBytesSent)})`,
     `  locks ${t.lockAcquires} (wait ${t.lockWaitMs.toFixed(1)} ms); barriers ${t.barriers} (wait ${t.barrierWaitMs.toFixed(1)} ms)`,
+    ...(r.run.binding
+      ? [`  bound to CPUs: ${r.run.binding.map((b) => `node ${b.node} on ${b.cpus.join(',')}`).join('; ')}`]
+      : []),
     '  node  msgs  fetches  diffs  diffKiB  lockWait  barrierWait',
     ...r.run.stats.map(
       (s, i) =>

@@ -7,6 +7,7 @@ import { createError, ErrorCodes } from '../wire/errors.ts';
 import type { CheckResult, DsmParams, DsmResult } from './app.ts';
 import { loadApp, resolveAppRef } from './apps/index.ts';
 import { newSecret } from './auth.ts';
+import { allowedCpus, boundCommand, findTaskset, planBinding } from './cpu-binding.ts';
 import { firstChildId, type GcMode } from './ft/core.ts';
 import { CRASH_ENV } from './ft/crash-plan.ts';
 import type { CheckpointPolicy } from './ft/policy.ts';
@@ -49,6 +50,11 @@ export interface ClusterOptions extends Omit<CoordinatorOptions, 'secret' | 'ft'
   readonly localNodes?: number;
   /** The whole run fails with DSM_PEER_LOST after this long (default 10 minutes). */
   readonly timeoutMs?: number;
+  /**
+   * Bind each local node process to its own share of this host's CPUs when there are at least as
+   * many CPUs as nodes here (Linux, with taskset). Default true.
+   */
+  readonly bind?: boolean;
   /** Wraps each local node's command, e.g. to run it in a network namespace. */
   readonly wrap?: (node: number, argv: string[]) => { command: string; args: string[] };
   /** Address local nodes use to join (default: the coordinator's advertised address). */
@@ -88,6 +94,7 @@ export async function runCluster(options: ClusterOptions): Promise<ClusterRun> {
   const current = new Map<number, ChildProcess>();
   const children: ChildProcess[] = [];
   const timers: NodeJS.Timeout[] = [];
+  const binding = options.bind === false ? undefined : bindingFor(local + first);
   let restarts = 0;
   let over = false;
   /** Whether the run has started: a node lost before joins again afresh, not to recover. */
@@ -107,7 +114,8 @@ export async function runCluster(options: ClusterOptions): Promise<ClusterRun> {
     // Local children trust this process: they may load the app from a module path.
     const extra = ['--allow-modules', ...(ft ? ['--id', String(node)] : []), ...(rejoin ? ['--rejoin'] : [])];
     const argv = nodeArgv(join.host, join.port, extra);
-    const cmd = options.wrap ? options.wrap(node, argv) : { command: argv[0]!, args: argv.slice(1) };
+    const wrapped = options.wrap ? options.wrap(node, argv) : { command: argv[0]!, args: argv.slice(1) };
+    const cmd = binding ? boundCommand(binding.taskset, binding.cpus[node]!, wrapped) : wrapped;
     const env: NodeJS.ProcessEnv = { ...process.env, [SECRET_ENV]: secret };
     delete env[CRASH_ENV];
     // A planned crash happens in the node's first run only, not again in its replacement.
@@ -172,7 +180,13 @@ export async function runCluster(options: ClusterOptions): Promise<ClusterRun> {
   );
   try {
     for (let i = 0; i < local; i++) spawnNode(i + first, false);
-    return await coordinator.run;
+    const run = await coordinator.run;
+    if (!binding) return run;
+    const bound = Array.from({ length: local }, (_, i) => ({
+      node: i + first,
+      cpus: binding.cpus[i + first]!,
+    }));
+    return { ...run, binding: bound };
   } finally {
     over = true;
     clearTimeout(timer);
@@ -180,6 +194,17 @@ export async function runCluster(options: ClusterOptions): Promise<ClusterRun> {
     await reap(children);
     if (ownDir) rmSync(ownDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * CPU sets for the node processes on this host, by node id (node 0 runs in this process without FT
+ * and is left alone), or undefined when they are not to be bound.
+ */
+function bindingFor(hostNodes: number): { taskset: string; cpus: number[][] } | undefined {
+  const cpus = allowedCpus();
+  const plan = cpus && planBinding(hostNodes, cpus);
+  const taskset = plan && findTaskset();
+  return taskset && plan ? { taskset, cpus: plan } : undefined;
 }
 
 async function reap(children: readonly ChildProcess[]): Promise<void> {

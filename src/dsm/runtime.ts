@@ -264,6 +264,8 @@ export interface ClusterRun {
   readonly stats: readonly DsmStats[];
   /** FT runs: the supervisor's (barrier and lock manager) statistics and log. */
   readonly supervisor?: DsmStats;
+  /** The CPUs each local node process was bound to, when they were (launcher.ts). */
+  readonly binding?: readonly { readonly node: number; readonly cpus: readonly number[] }[];
 }
 
 export interface Coordinator {

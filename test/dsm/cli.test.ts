@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { allowedCpus, findTaskset, planBinding } from '../../src/dsm/cpu-binding.ts';
 import { within } from '../helpers/streams.ts';
 
 const ENTRY = fileURLToPath(new URL('./cli-main.ts', import.meta.url));
@@ -69,6 +70,14 @@ describe('lazarus dsm (CLI)', () => {
     assert.equal(summary.check.ok, true);
     assert.ok(summary.totals.pageFetches > 0);
     assert.match(r.stderr, /node 1 joined/);
+    // Binding is the launcher's (cpu-binding.test.ts); here: the summary says what it did, and --no-bind.
+    const canBind = planBinding(2, allowedCpus() ?? []) !== undefined && findTaskset() !== undefined;
+    assert.equal(summary.binding !== undefined, canBind);
+    const free = await outcome(
+      lazarus(['dsm', 'run', 'lu', '--nodes', '2', '--size', '32', '-p', 'bs=4', '--json', '--no-bind']),
+    );
+    assert.equal(free.code, 0, free.stderr);
+    assert.equal(JSON.parse(free.stdout).binding, undefined);
   });
 
   test('dsm node joins a run by address; a node without the secret is refused', async (t) => {
