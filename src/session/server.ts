@@ -114,6 +114,8 @@ export interface DrainReport {
 
 /** How long a member waits for a session its client says is being pushed before pulling it. */
 const PUSH_GRACE_MS = 250;
+/** Why a pull stops when the push wins the race: made once (a default abort reason costs a DOMException). */
+const PUSHED_MEANWHILE = createError(ErrorCodes.ABORTED, 'the session was pushed here meanwhile');
 /**
  * How long an advised session keeps its place in a drain's window without moving. A move takes
  * milliseconds; one still there after this is slow or ignores the advice (a client without the
@@ -683,7 +685,7 @@ export class SessionServer extends EventEmitter implements SessionHost {
     let takePushed!: (continuation: Continuation) => void;
     const pushed = new Promise<Continuation>((resolve) => {
       takePushed = (continuation) => {
-        stopPulling.abort();
+        stopPulling.abort(PUSHED_MEANWHILE);
         resolve(continuation);
       };
     });
