@@ -44,7 +44,8 @@ const SIZES: Record<string, (s: number) => DsmParams> = {
   matmul: (s) => ({ n: Math.round(768 * s) }),
   lu: (s) => ({ n: Math.round(768 * s), bs: 32, seed: 7 }),
   water: (s) => ({ m: Math.round(3072 * s), steps: 2, seed: 3 }),
-  radix: (s) => ({ n: Math.round((1 << 20) * s), seed: 11 }),
+  // 8 Mi keys: at 1 Mi a run took 50 ms, and its 1-node/sequential ratio swung 1.09-1.24 run to run.
+  radix: (s) => ({ n: Math.round((1 << 23) * s), seed: 11 }),
 };
 
 interface Sample {

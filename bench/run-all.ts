@@ -1,12 +1,15 @@
 /**
  * Runs every bench/*.ts (except this file) as its own child process, one after another so they do
- * not compete for the CPU, reads each one's final JSON line and writes bench/RESULTS.md. A benchmark
- * that fails or prints no JSON line is recorded as failed; the others still run.
+ * not compete for the CPU (each once the load has settled, the FT benchmark last), reads each one's
+ * final JSON line and writes bench/RESULTS.md. A benchmark that fails or prints no JSON line is
+ * recorded as failed; the others still run.
  *
  *   npm run bench [-- --quick]     (--quick is passed on, for a fast smoke run with smaller sizes)
  */
 import { readdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { lastJsonLine, runScript, type ScriptResult } from './lib/child.ts';
@@ -67,9 +70,18 @@ const { values: flags } = parseArgs({ options: { quick: { type: 'boolean', defau
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
 const self = fileURLToPath(import.meta.url);
 
+/** Runs last: it writes and re-reads gigabytes of checkpoints, and what follows it ran slower. */
+const HEAVIEST = 'dsm-ft.ts';
 const scripts = readdirSync(benchDir)
   .filter((f) => f.endsWith('.ts') && !f.startsWith('.') && join(benchDir, f) !== self)
-  .sort();
+  .sort((a, b) => Number(a === HEAVIEST) - Number(b === HEAVIEST) || a.localeCompare(b));
+
+/** Each benchmark starts on a quiet machine: wait (at most a minute) for the 1-minute load to drop below 1. */
+async function settle(): Promise<number> {
+  const started = performance.now();
+  while (loadavg()[0]! >= 1 && performance.now() - started < 60_000) await sleep(2000);
+  return (performance.now() - started) / 1000;
+}
 
 interface Outcome {
   readonly name: string;
@@ -82,7 +94,10 @@ const started = new Date();
 const outcomes: Outcome[] = [];
 for (const file of scripts) {
   const name = file.replace(/\.ts$/, '');
-  console.log(`\n=== ${name} ===`);
+  const waited = await settle();
+  console.log(
+    `\n=== ${name} === (after ${waited.toFixed(0)} s waiting for a quiet machine; load ${loadavg()[0]!.toFixed(2)})`,
+  );
   const run = await runScript(join(benchDir, file), flags.quick ? ['--quick'] : [], TIMEOUT_MS);
   const line = run.code === 0 ? lastJsonLine(run.stdout) : undefined;
   outcomes.push({ name, run, json: line && flatten(line), raw: line });
