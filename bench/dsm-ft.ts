@@ -60,7 +60,8 @@ const scale = values.quick ? 0.5 : Number(values.scale);
 /** The checkpoint-every-250 ms variant (a stress figure), in full runs only. */
 const stress = !values.quick;
 
-// bench/dsm.ts sizes (scaled): about a second of compute per run at scale 1.
+// bench/dsm.ts sizes (scaled), but radix keeps the 1 Mi keys it had when FT's overhead target was
+// measured: at bench/dsm.ts's 8 Mi, FT costs radix 1.15-1.21 (docs/ft-dsm.md, "Measured").
 const SIZES: Record<string, (s: number) => DsmParams> = {
   sor: (s) => ({ n: 128 * Math.max(1, Math.round(24 * s)), iters: 20 }),
   matmul: (s) => ({ n: Math.round(768 * s) }),
