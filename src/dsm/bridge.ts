@@ -108,6 +108,14 @@ export class WorkerHost {
     this.finished = new Promise<WorkerOutcome>((resolve, reject) => {
       this.#fail = reject;
       port1.on('message', (req: BridgeRequest) => {
+        if (req.op === 'failed') {
+          // Answered before the run is failed: whoever awaits `finished` may close the port at once.
+          this.#reply({ ok: true });
+          this.#fail(
+            createError(ErrorCodes.DSM_APP_FAILED, `node ${protocol.me}: ${req.code}: ${req.message}`),
+          );
+          return;
+        }
         this.#serve(req, loaded, resolve).then(
           () => this.#reply({ ok: true }),
           (err: unknown) => {
@@ -142,7 +150,11 @@ export class WorkerHost {
     await this.#worker.terminate();
   }
 
-  async #serve(req: BridgeRequest, loaded: () => void, done: (o: WorkerOutcome) => void): Promise<void> {
+  async #serve(
+    req: Exclude<BridgeRequest, { op: 'failed' }>,
+    loaded: () => void,
+    done: (o: WorkerOutcome) => void,
+  ): Promise<void> {
     const p = this.#protocol;
     // Intervals the app ended at safe points since its last request: closed first, in order.
     if ('closed' in req && req.closed) for (const flush of req.closed) await p.closeInterval(flush);
@@ -164,9 +176,6 @@ export class WorkerHost {
         return this.#onSafePoint?.(req.state, req.due);
       case 'done':
         done({ result: req.result, ms: req.ms });
-        return;
-      case 'failed':
-        this.#fail(createError(ErrorCodes.DSM_APP_FAILED, `node ${p.me}: ${req.code}: ${req.message}`));
         return;
     }
   }
