@@ -97,8 +97,8 @@ export async function runCluster(options: ClusterOptions): Promise<ClusterRun> {
   const binding = options.bind === false ? undefined : bindingFor(local + first);
   let restarts = 0;
   let over = false;
-  /** Whether the run has started: a node lost before joins again afresh, not to recover. */
-  let started = false;
+  /** Whether the peer table went out: a node lost before joins again afresh, not to recover. */
+  let tableSent = false;
   let coordinator: Awaited<ReturnType<typeof startCoordinator>> | undefined;
   const userProgress = options.onProgress;
   const progress = (e: ProgressEvent) => userProgress?.(e);
@@ -137,7 +137,7 @@ export async function runCluster(options: ClusterOptions): Promise<ClusterRun> {
         );
         return;
       }
-      spawnNode(node, started);
+      spawnNode(node, tableSent);
     });
     child.on('error', (err) => lost(createError(ErrorCodes.DSM_PEER_LOST, err.message, err)));
   };
@@ -162,8 +162,8 @@ export async function runCluster(options: ClusterOptions): Promise<ClusterRun> {
         }
       : {}),
     onProgress: (e) => {
+      if (e.kind === 'table-sent') tableSent = true;
       if (e.kind === 'started') {
-        started = true;
         for (const k of ft?.kills ?? []) {
           timers.push(setTimeout(() => killNode(k.node), k.atMs));
         }

@@ -6,7 +6,7 @@ import { WorkerHost, type WorkerOutcome } from './bridge.ts';
 import { CheckpointStore } from './ft/checkpoint-store.ts';
 import { Checkpointer } from './ft/checkpointer.ts';
 import { FtCore, type FtSettings, firstChildId, isGcMode, supervisorOf } from './ft/core.ts';
-import { CrashPlan } from './ft/crash-plan.ts';
+import { CRASH_ENV, CrashPlan } from './ft/crash-plan.ts';
 import { CheckpointClock } from './ft/policy.ts';
 import { answerRecovery, RecoveryCollector } from './ft/recovery.ts';
 import { SupervisorRole } from './ft/supervisor.ts';
@@ -99,7 +99,7 @@ class NodeRuntime {
     let restored: number[] | undefined;
     let forced: SharedArrayBuffer | undefined;
     if (ft && config.ft) {
-      const crash = new CrashPlan(process.env.LAZARUS_DSM_CRASH);
+      const crash = new CrashPlan(process.env[CRASH_ENV]);
       const store = new CheckpointStore(config.ft.dir, config.me);
       // The clock runs in the app's worker (a safe point that is not due costs no call); this one
       // shares its forced flag, to force the next safe point from here.
@@ -244,6 +244,8 @@ export interface CoordinatorOptions {
 export type ProgressEvent =
   | { kind: 'listening'; host: string; port: number }
   | { kind: 'joined'; node: number; host: string; port: number }
+  /** Every node has the peer table: with FT, a node lost from now on is restarted to rejoin. */
+  | { kind: 'table-sent' }
   | { kind: 'started' }
   | { kind: 'node-done'; node: number }
   | { kind: 'node-lost'; node: number; reason: string }
@@ -434,6 +436,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (peers.length < joiners) return;
       const table = [...peers].sort((a, b) => a.node - b.node);
       tableSent = true;
+      progress({ kind: 'table-sent' });
       for (const p of table) trySend(mesh, p.node, startFor(p, table));
     },
     onMessage: (from, msg) => {
@@ -487,16 +490,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       }
       if (finishing) return;
       progress({ kind: 'node-lost', node, reason: err.message });
-      if (!running && !forgetBeforeStart(node)) {
-        fail(
-          createError(
-            ErrorCodes.DSM_PEER_LOST,
-            `node ${node} failed during start-up, after the peer table went out (fault tolerance covers failures from the start of the run): ${err.message}`,
-            err,
-          ),
-        );
-        return;
-      }
+      // Lost after the peer table went out and before the start: its replacement rejoins with its
+      // id and re-executes from the beginning like any restarted node; the start waits for it.
+      if (!running && !forgetBeforeStart(node)) ready.delete(node);
       options.onNodeLost?.(node);
     },
   });
@@ -571,6 +567,7 @@ export interface JoinOptions {
  */
 export async function joinCluster(options: JoinOptions): Promise<number> {
   const secret = checkSecret(options.secret);
+  const crash = new CrashPlan(process.env[CRASH_ENV]);
   let runtime: NodeRuntime | undefined;
   let config: NodeConfig | undefined;
   let started = false;
@@ -614,7 +611,10 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
     if (!config || !runtime || started || mesh.peers().length < needed) return;
     started = true;
     runtime.worker.loaded.then(
-      () => trySend(mesh, coordinator!, { type: 'ready' }),
+      () => {
+        if (config?.ft) crash.hit('ready');
+        trySend(mesh, coordinator!, { type: 'ready' });
+      },
       () => {},
     );
   };
@@ -628,6 +628,7 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
     if (coordinator !== (ft ? supervisorOf(msg.nodes) : 0)) {
       throw createError(ErrorCodes.PROTOCOL, `start from node ${coordinator}, not the coordinator`);
     }
+    if (ft && !options.rejoin) crash.hit('start');
     if (msg.nodes < (ft ? 1 : 2)) throw createError(ErrorCodes.PROTOCOL, `start for ${msg.nodes} node(s)`);
     needed = msg.peers.length;
     config = {
@@ -692,7 +693,13 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
     }
     // The table lists the joined nodes only (never the coordinator, already connected).
     for (const peer of msg.peers) {
-      if (peer.node < msg.node) await mesh.connect(peer.host, peer.port);
+      if (peer.node >= msg.node) continue;
+      try {
+        await mesh.connect(peer.host, peer.port);
+      } catch (err) {
+        // With FT a peer that died since the table went out is restarted and dials everyone.
+        if (!ft) throw err;
+      }
     }
     maybeReady();
   };

@@ -2,10 +2,12 @@
  * Planned crashes for fault tests: `LAZARUS_DSM_CRASH=<event>:<n>` makes this node process SIGKILL
  * itself at the n-th occurrence of `event` (checkpoint: between writing a checkpoint and renaming it
  * into place; arrive: right after sending a barrier arrival; lock: right after a lock is granted;
- * serve: right after serving pages to a peer). The launcher passes it to a node's first run only.
+ * serve: right after serving pages to a peer; start: on receiving the peer table, before connecting
+ * to any peer; ready: once connected to every peer of the table, just before telling the coordinator
+ * it is ready, so before the start). The launcher passes it to a node's first run only.
  */
 export const CRASH_ENV = 'LAZARUS_DSM_CRASH';
-export const CRASH_EVENTS = ['checkpoint', 'arrive', 'lock', 'serve'] as const;
+export const CRASH_EVENTS = ['checkpoint', 'arrive', 'lock', 'serve', 'start', 'ready'] as const;
 export type CrashEvent = (typeof CRASH_EVENTS)[number];
 
 export class CrashPlan {

@@ -35,6 +35,27 @@ describe('FT: targeted failures', () => {
     });
   }
 
+  for (const [node, crashAt, when] of [
+    [1, 'ready:1', 'connected to every peer, about to say it is ready'],
+    [0, 'ready:1', 'connected to every peer, about to say it is ready'],
+    [0, 'start:1', 'given the peer table, before the others could connect to it'],
+  ] as const) {
+    test(`node ${node} after the peer table went out, before the start (${when}): it rejoins and the start waits for it`, async () => {
+      const r = await runFt('lu', 3, { crash: { node, at: crashAt } });
+      assert.ok(r.run.check.ok, `result differs: ${r.run.check.detail}`);
+      const kinds = r.events.map((e) => `${e.kind}${'node' in e ? ` ${e.node}` : ''}`);
+      const first = (k: string) => kinds.indexOf(k);
+      assert.ok(first(`node-lost ${node}`) > first('table-sent'), kinds.join(', '));
+      assert.ok(first(`restarted ${node}`) > first(`node-lost ${node}`), kinds.join(', '));
+      assert.ok(first(`rejoined ${node}`) > first(`restarted ${node}`), kinds.join(', '));
+      assert.ok(
+        first('started') > first(`rejoined ${node}`),
+        `the start should wait for it: ${kinds.join(', ')}`,
+      );
+      assert.equal(r.run.run.stats[node]!.ft?.recoveries, 1, 'its last incarnation should be a recovery');
+    });
+  }
+
   test('while home of pages others fetch: they wait, then get the rebuilt pages', async () => {
     // matmul: every node reads all of B, homed in blocks; node 1 dies right after serving some.
     const r = await runFt('matmul', 4, { crash: { node: 1, at: 'serve:2' } });
