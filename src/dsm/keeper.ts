@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createError, ErrorCodes } from '../wire/errors.ts';
+import { CRASH_ENV } from './ft/crash-plan.ts';
 import { JOIN_FAILED_EXIT, nodeArgv, SECRET_ENV } from './launcher.ts';
 
 export interface KeeperOptions {
@@ -23,12 +24,16 @@ export interface KeeperOptions {
  * Runs a joined DSM node (`lazarus dsm node --keep`) as a child process and, in a fault-tolerant
  * run, starts it again as the same node when it dies (SIGKILL, crash, a cut link it gave up on):
  * the new process rejoins with its id, restores its checkpoints from this host's disk and
- * re-executes. One that dies before its run started just joins again. The launcher does this for
+ * re-executes. One that dies before its run started just joins again (if the peer table had gone
+ * out, the coordinator gives it its old id back and has it recover). The launcher does this for
  * the nodes it starts itself; a node on another host needs someone on that host to do it. Resolves
  * with the node's id when its run completes.
  */
 export function keepNode(options: KeeperOptions): Promise<number> {
   const env: NodeJS.ProcessEnv = { ...process.env, [SECRET_ENV]: options.secret };
+  // A planned crash (tests) is for the first run only, as the launcher does.
+  const restartEnv = { ...env };
+  delete restartEnv[CRASH_ENV];
   let node: number | undefined;
   let faultTolerant = false;
   let restarts = 0;
@@ -38,7 +43,10 @@ export function keepNode(options: KeeperOptions): Promise<number> {
       const extra = [...(options.nodeFlags ?? [])];
       if (rejoin) extra.push('--id', String(node), '--rejoin');
       const argv = nodeArgv(options.join.host, options.join.port, extra);
-      const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const child = spawn(argv[0]!, argv.slice(1), {
+        env: restarts === 0 ? env : restartEnv,
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
       child.on('message', (m: { type?: string; node?: unknown; faultTolerant?: unknown }) => {
         if (m.type === 'app-done') appDone = true;
         if (m.type !== 'started' || typeof m.node !== 'number') return;

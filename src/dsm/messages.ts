@@ -81,6 +81,11 @@ export type ControlMessage =
       peers: readonly PeerAddress[];
       /** Fault-tolerance settings (JSON) when the run has FT on. */
       ft?: string;
+      /**
+       * FT: this node replaces one that failed after the peer table went out: it dials every peer,
+       * restores its checkpoint if it has one, and re-executes (the coordinator decides).
+       */
+      recover?: true;
     }
   | { type: 'ready' }
   | { type: 'go' }
@@ -195,6 +200,7 @@ export function encodeMessage(msg: DsmMessage): Buffer {
       w.u16(msg.peers.length);
       for (const p of msg.peers) w.u16(p.node).string(p.host).u16(p.port);
       if (msg.ft !== undefined) w.bytes32(Buffer.from(msg.ft, 'utf8'));
+      if (msg.ft !== undefined && msg.recover) w.u8(1);
       return w.frame(MsgType.START);
     case 'ready':
       return w.frame(MsgType.READY);
@@ -302,8 +308,12 @@ function decodeBody(type: number, r: FieldReader): DsmMessage {
       const app = r.string();
       const params = r.bytes32().toString('utf8');
       const peers = readCount(r.u16(), 5, () => ({ node: r.u16(), host: r.string(), port: r.u16() }));
-      if (r.remaining === 0) return { type: 'start', node, nodes, pageSize, app, params, peers };
-      return { type: 'start', node, nodes, pageSize, app, params, peers, ft: r.bytes32().toString('utf8') };
+      const start = { type: 'start', node, nodes, pageSize, app, params, peers } as const;
+      if (r.remaining === 0) return start;
+      const ft = r.bytes32().toString('utf8');
+      if (r.remaining === 0) return { ...start, ft };
+      if (r.u8() !== 1) throw createError(ErrorCodes.MALFORMED_FRAME, 'start: bad recover flag');
+      return { ...start, ft, recover: true };
     }
     case MsgType.READY:
       return { type: 'ready' };

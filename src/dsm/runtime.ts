@@ -328,6 +328,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   let nextId = claimed;
   /** Ids given to joiners that failed before the peer table went out, for the next joiners. */
   const freeIds: number[] = [];
+  /**
+   * Ids of joiners lost after the table went out and before the start, not back yet: a joiner
+   * without an id takes one and recovers as that node (its keeper on another host may not have
+   * learnt the id before the node died). Not after the start: a node's checkpoints and the logs
+   * kept for it then tie it to its host.
+   */
+  const awaited: number[] = [];
   let tableSent = false;
   /**
    * A node lost before the peer table went out is forgotten: its replacement joins as a first-time
@@ -392,7 +399,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     ...(options.port !== undefined ? { port: options.port } : {}),
     ...(options.advertiseHost ? { advertiseHost: options.advertiseHost } : {}),
     onJoin: () => {
-      const free = freeIds.shift();
+      const free = freeIds.shift() ?? awaited.shift();
       if (free !== undefined) return free;
       if (nextId >= nodes) throw createError(ErrorCodes.PROTOCOL, 'the cluster is full');
       return nextId++;
@@ -406,7 +413,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       lastHeard.set(node, performance.now());
       const known = peers.findIndex((p) => p.node === node);
       const address = { node, host: hello.host, port: hello.port };
-      const startFor = (p: PeerAddress, table: PeerAddress[]): ControlMessage => ({
+      const startFor = (p: PeerAddress, table: PeerAddress[], recover = false): ControlMessage => ({
         type: 'start',
         node: p.node,
         nodes,
@@ -415,11 +422,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         params: JSON.stringify(params),
         peers: table,
         ...(ftSettings ? { ft: JSON.stringify(ftSettings) } : {}),
+        ...(recover ? { recover: true as const } : {}),
       });
       if (known >= 0) {
         // A restarted node (FT): same id, new address; it gets the table and recovers on its own.
         if (!ftSettings) throw createError(ErrorCodes.PROTOCOL, `node ${node} joined twice`);
         peers[known] = address;
+        const at = awaited.indexOf(node);
+        if (at >= 0) awaited.splice(at, 1);
         progress({ kind: 'rejoined', node });
         trySend(
           mesh,
@@ -427,6 +437,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           startFor(
             address,
             [...peers].sort((a, b) => a.node - b.node),
+            true,
           ),
         );
         return;
@@ -492,7 +503,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       progress({ kind: 'node-lost', node, reason: err.message });
       // Lost after the peer table went out and before the start: its replacement rejoins with its
       // id and re-executes from the beginning like any restarted node; the start waits for it.
-      if (!running && !forgetBeforeStart(node)) ready.delete(node);
+      if (!running && !forgetBeforeStart(node)) {
+        ready.delete(node);
+        if (node >= claimed && !awaited.includes(node)) awaited.push(node);
+      }
       options.onNodeLost?.(node);
     },
   });
@@ -628,7 +642,9 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
     if (coordinator !== (ft ? supervisorOf(msg.nodes) : 0)) {
       throw createError(ErrorCodes.PROTOCOL, `start from node ${coordinator}, not the coordinator`);
     }
-    if (ft && !options.rejoin) crash.hit('start');
+    // Restarted with --rejoin (the launcher, a keeper that knew the id) or told so by the coordinator.
+    const recovering = options.rejoin === true || msg.recover === true;
+    if (ft && !recovering) crash.hit('start');
     if (msg.nodes < (ft ? 1 : 2)) throw createError(ErrorCodes.PROTOCOL, `start for ${msg.nodes} node(s)`);
     needed = msg.peers.length;
     config = {
@@ -642,11 +658,10 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
     if (!BUILTIN_APPS[msg.app] && !options.allowModules) {
       throw createError(ErrorCodes.PROTOCOL, `refusing to load app module ${msg.app} (not a built-in app)`);
     }
-    if (options.rejoin && !ft)
-      throw createError(ErrorCodes.PROTOCOL, 'rejoining a run without fault tolerance');
+    if (recovering && !ft) throw createError(ErrorCodes.PROTOCOL, 'rejoining a run without fault tolerance');
     options.onStart?.({ node: msg.node, faultTolerant: ft !== undefined });
     const app = await loadApp(msg.app);
-    runtime = new NodeRuntime(config, app, mesh, options.hooks, options.rejoin === true);
+    runtime = new NodeRuntime(config, app, mesh, options.hooks, recovering);
     const rt = runtime;
     const coord = coordinator;
     if (ft) {
@@ -670,7 +685,7 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
       },
       (err: unknown) => void stop(asLazarus(err)),
     );
-    if (options.rejoin) {
+    if (recovering) {
       started = true;
       // Every peer lost its connection to the failed node: this one dials them all, then asks each
       // for what it logged for this node, and re-executes once all have answered.

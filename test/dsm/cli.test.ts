@@ -164,6 +164,29 @@ describe('lazarus dsm (CLI)', () => {
     assert.equal(JSON.parse(r.stdout).check.ok, true);
   });
 
+  test('dsm node --keep: a joined node that dies on receiving the peer table (before its keeper knows its id) comes back as that node (--ft)', async (t) => {
+    const ft = lazarus([...FT_LU, '--local', '2', '--json'], { LAZARUS_DSM_SECRET: SECRET });
+    const children: ChildProcess[] = [ft];
+    t.after(() => {
+      for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    });
+    const done = outcome(ft);
+    const join = (await stderrMatch(ft, /--join (\S+)/))[1]!;
+    // Its first process kills itself on START, before reporting its id to the keeper.
+    const node = lazarus(['dsm', 'node', '--join', join, '--keep'], {
+      LAZARUS_DSM_SECRET: SECRET,
+      LAZARUS_DSM_CRASH: 'start:1',
+    });
+    children.push(node);
+    const [r, n] = await within(90_000, 'the run and the kept node', Promise.all([done, outcome(node)]));
+    assert.equal(n.code, 0, `node:\n${n.stderr}\nrun:\n${r.stderr}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /before the start: node 2 LOST/);
+    assert.match(r.stderr, /node 2 rejoined/, 'given its id back, to recover');
+    assert.match(n.stderr, /node 2: run complete/);
+    assert.equal(JSON.parse(r.stdout).check.ok, true);
+  });
+
   test('--ft: a node SIGKILLed after joining, before the peer table went out, joins again afresh and the run checks', async (t) => {
     // The run cannot start before the remote node joins: node 1 dies in that window for sure.
     const ft = lazarus([...FT_LU, '--local', '2', '--json'], { LAZARUS_DSM_SECRET: SECRET });

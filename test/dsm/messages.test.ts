@@ -25,20 +25,26 @@ const interval = fc.record({
 });
 const text = fc.string({ maxLength: 40 });
 
+const startFields = {
+  type: fc.constant('start' as const),
+  node: u16,
+  nodes: u16,
+  pageSize: u32,
+  app: text,
+  params: text,
+  peers: fc.array(fc.record({ node: u16, host: text, port: u16 }), { maxLength: 4 }),
+};
 const messageArb: fc.Arbitrary<DsmMessage> = fc.oneof(
   fc.record({ type: fc.constant('hello'), node: u16, nonce: bytes(16), host: text, port: u16 }),
   fc.record({ type: fc.constant('challenge'), nonce: bytes(16), mac: bytes(32) }),
   fc.record({ type: fc.constant('proof'), mac: bytes(32) }),
   fc.record({ type: fc.constant('welcome'), node: u16, assigned: u16 }),
-  fc.record({
-    type: fc.constant('start'),
-    node: u16,
-    nodes: u16,
-    pageSize: u32,
-    app: text,
-    params: text,
-    peers: fc.array(fc.record({ node: u16, host: text, port: u16 }), { maxLength: 4 }),
-  }),
+  fc.record(startFields),
+  // With FT settings, and the coordinator's word that the node replaces a failed one.
+  fc.record(
+    { ...startFields, ft: text, recover: fc.constant(true as const) },
+    { requiredKeys: [...(Object.keys(startFields) as (keyof typeof startFields)[]), 'ft'] },
+  ),
   fc.constantFrom({ type: 'ready' } as const, { type: 'go' } as const, { type: 'shutdown' } as const),
   fc.record({ type: fc.constant('done'), ok: fc.boolean(), stats: text, code: text, message: text }),
   fc.record({ type: fc.constant('error'), code: text, message: text }),
