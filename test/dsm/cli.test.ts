@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { describe, test } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { allowedCpus, findTaskset, planBinding } from '../../src/dsm/cpu-binding.ts';
 import { within } from '../helpers/streams.ts';
@@ -56,6 +56,18 @@ function stderrMatch(child: ChildProcess, re: RegExp): Promise<RegExpExecArray> 
     child.stderr?.on('data', onData);
     child.once('close', () => reject(new Error(`exited before printing ${re}: ${seen}`)));
   });
+}
+
+/** An FT lu run on 3 nodes whose third node is to join by address; its processes die with the test. */
+async function ftRunAwaitingANode(t: TestContext, extra: string[] = []) {
+  const ft = lazarus([...FT_LU, ...extra, '--local', '2', '--json'], { LAZARUS_DSM_SECRET: SECRET });
+  const children: ChildProcess[] = [ft];
+  t.after(() => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  });
+  const done = outcome(ft);
+  const join = (await stderrMatch(ft, /--join (\S+)/))[1]!;
+  return { ft, children, done, join };
 }
 
 describe('lazarus dsm (CLI)', () => {
@@ -139,13 +151,7 @@ describe('lazarus dsm (CLI)', () => {
     // Two nodes are the launcher's children (ids 0 and 1, which it claims); the third joins.
     // lu of 768 (the last --size counts): on 3 nodes it computes for a second or more, so the kill
     // lands mid-run (lu of 512 can be done within 0.3 s).
-    const ft = lazarus([...FT_LU, '--size', '768', '--local', '2', '--json'], { LAZARUS_DSM_SECRET: SECRET });
-    const children: ChildProcess[] = [ft];
-    t.after(() => {
-      for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-    });
-    const done = outcome(ft);
-    const join = (await stderrMatch(ft, /--join (\S+)/))[1]!;
+    const { ft, children, done, join } = await ftRunAwaitingANode(t, ['--size', '768']);
     const node = lazarus(['dsm', 'node', '--join', join, '--keep'], { LAZARUS_DSM_SECRET: SECRET });
     children.push(node);
     const kept = outcome(node);
@@ -165,13 +171,7 @@ describe('lazarus dsm (CLI)', () => {
   });
 
   test('dsm node --keep: a joined node that dies on receiving the peer table (before its keeper knows its id) comes back as that node (--ft)', async (t) => {
-    const ft = lazarus([...FT_LU, '--local', '2', '--json'], { LAZARUS_DSM_SECRET: SECRET });
-    const children: ChildProcess[] = [ft];
-    t.after(() => {
-      for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-    });
-    const done = outcome(ft);
-    const join = (await stderrMatch(ft, /--join (\S+)/))[1]!;
+    const { children, done, join } = await ftRunAwaitingANode(t);
     // Its first process kills itself on START, before reporting its id to the keeper.
     const node = lazarus(['dsm', 'node', '--join', join, '--keep'], {
       LAZARUS_DSM_SECRET: SECRET,
@@ -189,13 +189,7 @@ describe('lazarus dsm (CLI)', () => {
 
   test('--ft: a node SIGKILLed after joining, before the peer table went out, joins again afresh and the run checks', async (t) => {
     // The run cannot start before the remote node joins: node 1 dies in that window for sure.
-    const ft = lazarus([...FT_LU, '--local', '2', '--json'], { LAZARUS_DSM_SECRET: SECRET });
-    const children: ChildProcess[] = [ft];
-    t.after(() => {
-      for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-    });
-    const done = outcome(ft);
-    const join = (await stderrMatch(ft, /--join (\S+)/))[1]!;
+    const { ft, children, done, join } = await ftRunAwaitingANode(t);
     await stderrMatch(ft, /node 1 joined/);
     const victim = spawnSync('pgrep', ['-f', `${join.replace(/\./g, '\\.')}.*--id 1`])
       .stdout.toString()
