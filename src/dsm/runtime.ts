@@ -425,7 +425,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         ...(recover ? { recover: true as const } : {}),
       });
       if (known >= 0) {
-        // A restarted node (FT): same id, new address; it gets the table and recovers on its own.
+        // A restarted node (FT): same id, new address; it gets the table and is told to recover.
         if (!ftSettings) throw createError(ErrorCodes.PROTOCOL, `node ${node} joined twice`);
         peers[known] = address;
         const at = awaited.indexOf(node);
