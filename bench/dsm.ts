@@ -13,11 +13,12 @@ import { median, round } from './lib/stats.ts';
  * DSM benchmark: for each app, the plain sequential program, the DSM on 1 node and on 2 nodes, each
  * timed from the start barrier to the end of the app on node 0 (process and worker start-up are
  * reported apart as wall time). The sequential program runs in a fresh worker thread too, so both
- * start with a cold JIT. Runs are interleaved (seq, 1 node, 2 nodes, seq, ...) so machine noise hits
- * all three alike; medians are reported. Every DSM result is checked against the sequential one.
+ * start with a cold JIT. Runs are interleaved (seq, 1 node, 2 nodes, 2 nodes unbound, seq, ...) so
+ * machine noise hits them alike; medians are reported. Every DSM result is checked against the sequential one.
  * A control measures the two-way speedup the machine itself gives at that moment. The launcher binds
  * node processes to CPUs as it does by default (2 nodes: node 1's process on its own CPU; node 0 runs
- * in this process, unbound); dsm2_binding says where.
+ * in this process, unbound); dsm2_binding says where, and a 2-node run with binding off (interleaved
+ * with the others) is its baseline.
  *
  *   tsx bench/dsm.ts [--runs 5] [--apps sor,matmul] [--scale 1] [--quick]
  */
@@ -64,9 +65,10 @@ async function dsmRun(
   params: DsmParams,
   nodes: number,
   expected: Awaited<ReturnType<typeof runSequential>>['result'],
+  bind = true,
 ): Promise<Sample> {
   const started = performance.now();
-  const run = await runCluster({ app, params, nodes });
+  const run = await runCluster({ app, params, nodes, bind });
   const wallMs = performance.now() - started;
   const t = run.stats.reduce((sum, s) => addStats(sum, s), emptyStats());
   const ok = run.result !== undefined && BUILTIN_APPS[app]!.check(run.result, expected).ok;
@@ -146,6 +148,7 @@ async function main(): Promise<void> {
     const seq: number[] = [];
     const one: Sample[] = [];
     const two: Sample[] = [];
+    const twoUnbound: Sample[] = [];
     const capacity: number[] = [];
     let ok = true;
     for (let r = 0; r < runs; r++) {
@@ -153,12 +156,14 @@ async function main(): Promise<void> {
       seq.push(s.ms);
       one.push(await dsmRun(app, params, 1, s.result));
       two.push(await dsmRun(app, params, 2, s.result));
+      twoUnbound.push(await dsmRun(app, params, 2, s.result, false));
       capacity.push(await parallelCapacity(app, params));
-      ok &&= one.at(-1)!.ok && two.at(-1)!.ok;
+      ok &&= one.at(-1)!.ok && two.at(-1)!.ok && twoUnbound.at(-1)!.ok;
     }
     const seqMs = median(seq);
     const oneMs = median(one.map((x) => x.ms));
     const twoMs = median(two.map((x) => x.ms));
+    const twoUnboundMs = median(twoUnbound.map((x) => x.ms));
     const last2 = two.at(-1)!;
     results[app] = {
       params,
@@ -168,6 +173,8 @@ async function main(): Promise<void> {
       dsm2_ms: round(twoMs, 1),
       dsm1_over_seq: round(oneMs / seqMs),
       speedup_2_vs_1: round(oneMs / twoMs),
+      dsm2_unbound_ms: round(twoUnboundMs, 1),
+      speedup_2_vs_1_unbound: round(oneMs / twoUnboundMs),
       machine_2way_speedup: round(median(capacity)),
       dsm1_wall_ms: round(median(one.map((x) => x.wallMs)), 1),
       dsm2_wall_ms: round(median(two.map((x) => x.wallMs)), 1),
@@ -184,6 +191,7 @@ async function main(): Promise<void> {
       round(twoMs, 1),
       round(oneMs / seqMs, 2),
       round(oneMs / twoMs, 2),
+      round(oneMs / twoUnboundMs, 2),
       round(median(capacity), 2),
       last2.messages,
       last2.pageFetches,
@@ -202,6 +210,7 @@ async function main(): Promise<void> {
         'dsm2 ms',
         'dsm1/seq',
         '2 vs 1',
+        'unbound',
         'machine 2x',
         'msgs(2)',
         'fetches(2)',
