@@ -64,8 +64,20 @@ class NodeRuntime {
   readonly #started = performance.now();
   readonly #unsubscribe: (() => void) | undefined;
 
-  /** `recovering`: this process replaces a failed node: it restores its checkpoint and re-executes. */
-  constructor(config: NodeConfig, app: DsmApp, mesh: Mesh, hooks: DsmHooks | undefined, recovering = false) {
+  /**
+   * `recovering`: this process replaces a failed node: it restores its checkpoint and re-executes.
+   * `crash`: the process's planned crash (FT tests), if any.
+   */
+  constructor(
+    config: NodeConfig,
+    app: DsmApp,
+    mesh: Mesh,
+    hooks: DsmHooks | undefined,
+    {
+      recovering = false,
+      crash = new CrashPlan(undefined),
+    }: { recovering?: boolean; crash?: CrashPlan } = {},
+  ) {
     this.#mesh = mesh;
     const layout = planLayout(app.layout(config.params, config.nodes), config.pageSize, config.nodes);
     const pages = new PageTable(layout, config.me);
@@ -99,7 +111,6 @@ class NodeRuntime {
     let restored: number[] | undefined;
     let forced: SharedArrayBuffer | undefined;
     if (ft && config.ft) {
-      const crash = new CrashPlan(process.env[CRASH_ENV]);
       const store = new CheckpointStore(config.ft.dir, config.me);
       // The clock runs in the app's worker (a safe point that is not due costs no call); this one
       // shares its forced flag, to force the next safe point from here.
@@ -581,6 +592,7 @@ export interface JoinOptions {
  */
 export async function joinCluster(options: JoinOptions): Promise<number> {
   const secret = checkSecret(options.secret);
+  // The process's planned crash (FT tests): start-up points here, the rest in its runtime.
   const crash = new CrashPlan(process.env[CRASH_ENV]);
   let runtime: NodeRuntime | undefined;
   let config: NodeConfig | undefined;
@@ -661,7 +673,7 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
     if (recovering && !ft) throw createError(ErrorCodes.PROTOCOL, 'rejoining a run without fault tolerance');
     options.onStart?.({ node: msg.node, faultTolerant: ft !== undefined });
     const app = await loadApp(msg.app);
-    runtime = new NodeRuntime(config, app, mesh, options.hooks, recovering);
+    runtime = new NodeRuntime(config, app, mesh, options.hooks, { recovering, crash });
     const rt = runtime;
     const coord = coordinator;
     if (ft) {
