@@ -1,4 +1,7 @@
 import { type ChildProcess, execFile, type SpawnOptions, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 /**
@@ -34,6 +37,78 @@ export interface NetworkOptions {
 
 let counter = 0;
 
+/** A /24 (`prefix.x`) held by this process until `release()`. */
+export interface SubnetClaim {
+  readonly subnet: string;
+  release(): void;
+}
+
+const CLAIMS = join(tmpdir(), 'lazarus-netns-claims');
+
+/**
+ * Claims a /24 under `prefix` (e.g. '10.213') that no route in this namespace uses yet. Test files
+ * run two at a time, and a killed run leaves its bridge behind: a subnet picked at random could be
+ * routed twice, and a client's SYN would go to the other bridge. The route table rules out leftovers;
+ * a lock file per subnet (holding its owner's pid, reclaimed once that process is gone) rules out a
+ * concurrent process that has claimed but not yet routed it.
+ */
+export async function claimSubnet(prefix: string): Promise<SubnetClaim> {
+  const { stdout } = await run('ip', ['-4', '-o', 'route', 'show', 'table', 'all']);
+  const used = new Set<number>();
+  for (const match of stdout.matchAll(new RegExp(`\\b${prefix.replaceAll('.', '\\.')}\\.(\\d+)\\.`, 'g')))
+    used.add(Number(match[1]));
+  mkdirSync(CLAIMS, { recursive: true });
+  const start = Math.floor(Math.random() * 250);
+  for (let i = 0; i < 250; i++) {
+    const x = (start + i) % 250;
+    if (used.has(x)) continue;
+    const subnet = `${prefix}.${x}`;
+    const file = join(CLAIMS, subnet);
+    if (!tryLock(file)) continue;
+    return {
+      subnet,
+      release: () => {
+        try {
+          unlinkSync(file);
+        } catch {
+          // Already released.
+        }
+      },
+    };
+  }
+  throw new Error(`no free /24 under ${prefix} (claims in ${CLAIMS})`);
+}
+
+/** Creates `file` holding this pid; a file left by a process that is gone is taken over. */
+function tryLock(file: string): boolean {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const owner = Number(readFileSync(file, 'utf8').trim());
+    if (owner === process.pid || isAlive(owner)) return false;
+    try {
+      unlinkSync(file);
+    } catch {
+      // Another process took it over first; try again.
+    }
+  }
+  return false;
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Why namespaces cannot be made here, or undefined when they can. */
 export async function unavailableReason(): Promise<string | undefined> {
   if (process.platform !== 'linux') return 'network namespaces need Linux';
@@ -49,10 +124,12 @@ export async function unavailableReason(): Promise<string | undefined> {
 export async function createNetwork(options: NetworkOptions): Promise<VirtualNetwork> {
   if (options.hosts < 1 || options.hosts > 200) throw new Error('between 1 and 200 hosts');
   const id = `${process.pid % 100000}${(counter++).toString(36)}`;
-  const subnet = `10.213.${(process.pid + counter * 37) % 250}`;
+  const claim = await claimSubnet('10.213');
+  const { subnet } = claim;
   const bridge = `lzb${id}`;
   const hosts: VirtualHost[] = [];
   const created: string[] = [];
+  const links: string[] = [];
   let destroyed = false;
   const destroy = async (): Promise<void> => {
     if (destroyed) return;
@@ -71,7 +148,12 @@ export async function createNetwork(options: NetworkOptions): Promise<VirtualNet
       }
       await run('ip', ['netns', 'del', ns]).catch(() => {});
     }
+    // A killed process's TCP sockets still holding unsent data (say, its link was cut) keep its
+    // namespace alive in the kernel after `ip netns del`, and with it the veth pair into this
+    // namespace: delete the links outright.
+    for (const link of links) await run('ip', ['link', 'del', link]).catch(() => {});
     await run('ip', ['link', 'del', bridge]).catch(() => {});
+    claim.release();
   };
   try {
     await ip('link', 'add', bridge, 'type', 'bridge');
@@ -85,6 +167,7 @@ export async function createNetwork(options: NetworkOptions): Promise<VirtualNet
       await ip('netns', 'add', ns);
       created.push(ns);
       await ip('link', 'add', outside, 'type', 'veth', 'peer', 'name', inside);
+      links.push(outside);
       await ip('link', 'set', inside, 'netns', ns);
       await ip('link', 'set', outside, 'master', bridge);
       await ip('link', 'set', outside, 'up');

@@ -9,11 +9,13 @@ import { type ClientSession, connect, type MigratedEvent } from '../../src/sessi
 import type { MemberConfig } from '../fixtures/pool-member.ts';
 import { type StreamSpec, streamHash } from '../fixtures/pool-member-stream.ts';
 import {
+  claimSubnet,
   createLan,
   createNetwork,
   interfaceOf,
   ipIn,
   type LanNetwork,
+  type SubnetClaim,
   tcIn,
   tcUnavailableReason,
   unavailableReason,
@@ -91,6 +93,7 @@ async function skipReason(needTc: boolean): Promise<string | undefined> {
 async function buildRig(): Promise<Rig> {
   let net: VirtualNetwork | undefined;
   let lan: LanNetwork | undefined;
+  let service: SubnetClaim | undefined;
   const servers: Server[] = [];
   const serviceRoutes: string[] = [];
   let destroyed = false;
@@ -106,20 +109,18 @@ async function buildRig(): Promise<Rig> {
       ),
     );
     for (const r of serviceRoutes) await ipIn(undefined, 'route', 'del', r).catch(() => {});
-    // A killed server's TCP sockets still holding unsent data (its path was cut) keep its namespace
-    // alive in the kernel after `ip netns del`, and with it the veth pair into this namespace:
-    // delete the front links outright.
-    for (const s of servers) await ipIn(s.host.name, 'link', 'del', s.frontInterface).catch(() => {});
     await lan?.destroy();
     await net?.destroy();
+    service?.release();
   };
   try {
     net = await createNetwork({ hosts: 2 });
     lan = await createLan(net.hosts);
-    const service = `10.215.${Math.floor(Math.random() * 250)}`;
+    service = await claimSubnet('10.215');
+    const { subnet } = service;
     const members: Member[] = net.hosts.map((_, i) => ({
       id: i === 0 ? 'a' : 'b',
-      host: `${service}.${i + 2}`,
+      host: `${subnet}.${i + 2}`,
       port: 7001,
       peerPort: 7101,
     }));
@@ -254,7 +255,8 @@ async function streamThrough(rig: Rig, fault: () => Promise<void>): Promise<Outc
     );
     client.end();
   } catch (err) {
-    note(`failed at ${bytes} bytes (fault at ${faultAt - t0} ms): ${(err as Error).message}`);
+    const fault = faultAt === 0 ? 'before the fault' : `fault at ${faultAt - t0} ms`;
+    note(`failed at ${bytes} bytes (${fault}): ${(err as Error).message}`);
     const detail = rig.servers.map((s) => `member ${s.member.id}: ${JSON.stringify(s.events)} ${s.stderr}`);
     throw new Error([...trace, ...detail].join('\n'), { cause: err });
   } finally {
