@@ -17,7 +17,15 @@
  * every socket (as drain writes one ADVICE frame); each client closes, connects to b or c, and
  * exchanges its message. Rate = sockets / (last exchange done - move sent).
  *
- *   npx tsx bench/drain.ts [--count 10000] [--quick]
+ * Warm-up: both runs are first done once with --warmup sessions (as many as measured, by default),
+ * in the same processes, and reported apart as the cold figures. Without it, the measured run is the
+ * first time these processes take the resume and adoption paths: a profile (perf record -a with
+ * NODE_OPTIONS=--perf-basic-prof) showed V8's optimizing compiler on 18% of all CPU samples during
+ * the drain (16% in the raw run), and after a warm-up of 2,000 still 11% (455 functions optimized
+ * during the measured drain, under --trace-opt). That is start-up cost, not what a drain costs a
+ * pool that has been serving for a while.
+ *
+ *   npx tsx bench/drain.ts [--count 10000] [--warmup 10000] [--quick]
  */
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -42,16 +50,19 @@ import { percentile, round, sorted } from './lib/stats.ts';
 const { values: flags } = parseArgs({
   options: {
     count: { type: 'string' },
+    warmup: { type: 'string' },
     quick: { type: 'boolean', default: false },
     role: { type: 'string' },
     id: { type: 'string' },
     members: { type: 'string' },
     first: { type: 'string' },
+    runs: { type: 'string' },
     ports: { type: 'string' },
     window: { type: 'string' },
   },
 });
 const count = Number(flags.count ?? (flags.quick ? 2000 : 10_000));
+const warmup = Math.min(count, Number(flags.warmup ?? count));
 const CLIENT_PROCESSES = 2;
 /** Sessions opened at once: enough to be quick, few enough not to overflow the listen backlog. */
 const BATCH = 200;
@@ -232,7 +243,7 @@ class Expect {
 
 async function clients(
   first: number,
-  n: number,
+  runs: readonly number[],
   ports: { session: number; raw: readonly number[] },
 ): Promise<void> {
   const empty = (): MoveResult => ({
@@ -248,7 +259,7 @@ async function clients(
   });
 
   /** A run's result, and a promise settled once each of the n has been verified or has failed. */
-  const tracked = () => {
+  const tracked = (n: number) => {
     const result = empty();
     let finish: () => void = () => {};
     const finished = new Promise<void>((resolve) => {
@@ -261,7 +272,7 @@ async function clients(
   };
 
   /** Opens the n clients `open(index)` BATCH at a time, then tells the parent they are ready. */
-  const inBatches = async (open: (index: number) => Promise<void>): Promise<void> => {
+  const inBatches = async (n: number, open: (index: number) => Promise<void>): Promise<void> => {
     for (let i = 0; i < n; i += BATCH) {
       await Promise.all(Array.from({ length: Math.min(BATCH, n - i) }, (_, j) => open(first + i + j)));
     }
@@ -269,15 +280,15 @@ async function clients(
   };
 
   /** Raw baseline: n sockets to a; on MOVE each reconnects to b or c and exchanges its message. */
-  async function rawRun(): Promise<void> {
-    const { result, finished, done } = tracked();
+  async function rawRun(n: number): Promise<void> {
+    const { result, finished, done } = tracked(n);
     const fail = (err: Error) => {
       result.errors++;
       result.firstError ||= err.message;
       done();
     };
     const sockets: net.Socket[] = [];
-    await inBatches(async (index) => {
+    await inBatches(n, async (index) => {
       const socket = net.connect({ port: ports.raw[0]!, host: '127.0.0.1', noDelay: true });
       await once(socket, 'connect');
       result.opened++;
@@ -304,10 +315,10 @@ async function clients(
   }
 
   /** Sessions: n sessions to a with the serverAdvice() policy; after the move each sends its message. */
-  async function sessionRun(): Promise<void> {
-    const { result, finished, done } = tracked();
+  async function sessionRun(n: number): Promise<void> {
+    const { result, finished, done } = tracked(n);
     const held: ClientSession[] = [];
-    await inBatches(async (index) => {
+    await inBatches(n, async (index) => {
       const session = connect({ port: ports.session, policies: [serverAdvice()] });
       const expect = new Expect();
       let failed = false;
@@ -340,8 +351,10 @@ async function clients(
     await reportThenClose(finished, result, held);
   }
 
-  await rawRun();
-  await sessionRun();
+  for (const n of runs) {
+    await rawRun(n);
+    await sessionRun(n);
+  }
 }
 
 /** In a client child: the parent's commands, in order; nextCommand() resolves with the next one. */
@@ -411,6 +424,7 @@ interface Phase {
 
 async function runPhase(
   label: string,
+  count: number,
   servers: readonly ChildProcess[],
   clientProcs: readonly ChildProcess[],
   trigger: () => Promise<number>,
@@ -472,6 +486,11 @@ async function main(): Promise<void> {
   const members = await loopbackMembers(['a', 'b', 'c']);
   const limits = fdLimits();
   const perClient = Math.ceil(count / CLIENT_PROCESSES);
+  /** Client process i's part of `total`. */
+  const share = (total: number, i: number) => {
+    const per = Math.ceil(total / CLIENT_PROCESSES);
+    return Math.max(0, Math.min(per, total - i * per));
+  };
   console.log(
     `drain: ${count} sessions on server a, drained to b and c; clients in ${CLIENT_PROCESSES} processes ` +
       `of ${perClient}; open files soft ${limits.soft}, hard ${limits.hard}`,
@@ -504,37 +523,53 @@ async function main(): Promise<void> {
     const rawPorts = (await Promise.all(servers.map((s) => nextMessage<RawPorts>(s)))).map((r) => r.raw);
     const portsArg = JSON.stringify({ session: members[0]!.port, raw: rawPorts });
     for (let i = 0; i < CLIENT_PROCESSES; i++) {
-      const n = Math.min(perClient, count - i * perClient);
+      const n = share(count, i);
       clientProcs.push(
         spawnTsx(
           import.meta.filename,
-          ['--role', 'clients', '--first', String(i * perClient), '--count', String(n), '--ports', portsArg],
+          [
+            ...['--role', 'clients', '--first', String(i * perClient), '--ports', portsArg],
+            ...['--runs', JSON.stringify([share(warmup, i), n])],
+          ],
           { ipc: true, stdout: 'inherit', fdLimit: n + 512 },
         ),
       );
     }
     const [a, b, c] = servers as [ChildProcess, ChildProcess, ChildProcess];
 
-    const raw = await runPhase('raw TCP', servers, clientProcs, async () => {
-      const { start } = await request<{ start: number }>(a, { op: 'rawMove' });
-      return start;
-    });
-    console.log(`  raw: ${raw.verified} moved in ${raw.moveMs.toFixed(0)} ms`);
-
+    const rawPhase = (label: string, n: number) =>
+      runPhase(label, n, servers, clientProcs, async () => {
+        const { start } = await request<{ start: number }>(a, { op: 'rawMove' });
+        return start;
+      });
     let drained: DrainResult | undefined;
     let counts: { sessions: number }[] = [];
-    const session = await runPhase(
-      'lazarus drain',
-      servers,
-      clientProcs,
-      async () => {
-        drained = await request<DrainResult>(a, { op: 'drain' });
-        return drained.start;
-      },
-      async () => {
-        counts = await Promise.all([a, b, c].map((s) => request<{ sessions: number }>(s, { op: 'counts' })));
-      },
+    const drainPhase = (label: string, n: number) =>
+      runPhase(
+        label,
+        n,
+        servers,
+        clientProcs,
+        async () => {
+          drained = await request<DrainResult>(a, { op: 'drain' });
+          return drained.start;
+        },
+        async () => {
+          counts = await Promise.all(
+            [a, b, c].map((s) => request<{ sessions: number }>(s, { op: 'counts' })),
+          );
+        },
+      );
+
+    const coldRaw = await rawPhase('raw TCP, cold', warmup);
+    const cold = await drainPhase('lazarus drain, cold', warmup);
+    console.log(
+      `  warm-up (${warmup}, fresh processes): raw ${Math.round(coldRaw.rate)}/s, drain ${Math.round(cold.rate)}/s, ` +
+        `lost ${warmup - cold.verified}`,
     );
+    const raw = await rawPhase('raw TCP', count);
+    console.log(`  raw: ${raw.verified} moved in ${raw.moveMs.toFixed(0)} ms`);
+    const session = await drainPhase('lazarus drain', count);
     const report = drained!.report;
     console.log(`  drain report: moved ${report.moved}, remaining ${report.remaining}, ${report.ms} ms`);
     console.log(
@@ -583,7 +618,7 @@ async function main(): Promise<void> {
     );
     if (session.firstError) console.log(`first session error: ${session.firstError}`);
     if (raw.firstError) console.log(`first raw error: ${raw.firstError}`);
-    const lost = count - session.verified;
+    const lost = count - session.verified + (warmup - cold.verified);
     console.log(
       `\nlazarus drain: ${Math.round(session.rate)} sessions/s (target >= 5000), lost ${lost}; ` +
         `raw reconnect baseline ${Math.round(raw.rate)}/s; last surrender on a after ${lastSurrenderMs.toFixed(0)} ms`,
@@ -619,6 +654,9 @@ async function main(): Promise<void> {
       raw_reconnects_per_s: Math.round(raw.rate),
       raw_listen_overflows: raw.overflows ?? null,
       ratio_to_raw: round(session.rate / raw.rate),
+      warmup,
+      cold_sessions_per_s: Math.round(cold.rate),
+      cold_raw_reconnects_per_s: Math.round(coldRaw.rate),
     });
   } finally {
     await Promise.all([...clientProcs, ...servers].map((p) => stopChild(p)));
@@ -629,7 +667,7 @@ if (flags.role === 'server') await serve(flags.id ?? '', JSON.parse(flags.member
 else if (flags.role === 'clients')
   await clients(
     Number(flags.first),
-    count,
+    JSON.parse(flags.runs ?? '[]') as number[],
     JSON.parse(flags.ports ?? '{}') as { session: number; raw: number[] },
   );
 else await main();
