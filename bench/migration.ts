@@ -33,7 +33,7 @@
  *   deliver   write() called, and the client's RESUME read -> byte received by the client
  * Each phase column is that phase's own median, so the columns need not add up to the total's median.
  *
- *   npx tsx bench/migration.ts [--count 400] [--quick]
+ *   npx tsx bench/migration.ts [--count 400] [--warmup 1000] [--quick]
  */
 import type { ChildProcess } from 'node:child_process';
 import diagnostics_channel from 'node:diagnostics_channel';
@@ -71,6 +71,7 @@ const IDS = ['a', 'b', 'c'] as const;
 const { values: flags } = parseArgs({
   options: {
     count: { type: 'string' },
+    warmup: { type: 'string' },
     quick: { type: 'boolean', default: false },
     role: { type: 'string' },
     id: { type: 'string' },
@@ -78,7 +79,13 @@ const { values: flags } = parseArgs({
   },
 });
 const count = Number(flags.count ?? (flags.quick ? 60 : 400));
-const warmup = flags.quick ? 20 : 60;
+/**
+ * Migrations before each size's measured ones (and twice as many at 1 KiB before the first size).
+ * With 60, 20 per server, V8 was still optimizing the resume path while it was measured: p50/floor
+ * at 64 KiB was 3.69 and 3.74 in two runs; with 1,000 it was 3.03-3.17 in three (0 B 2.7-3.1,
+ * 1 KiB 2.4-2.6).
+ */
+const warmup = Number(flags.warmup ?? (flags.quick ? 20 : 1000));
 
 /** What a new owner saw of one incoming migration, by session epoch. */
 interface ArrivalMarks {
@@ -477,6 +484,7 @@ async function main(): Promise<void> {
         `${ECHO_BYTES} B replayed per migration`,
     );
     console.log(`machine: ${machineLine()}; ${loadLine()}`);
+
     await runSize(1024, children, ports, rawPorts, warmup * 2, false);
 
     const results = {} as Record<SizeLabel, SizeResult>;
