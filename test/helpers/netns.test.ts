@@ -3,7 +3,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import { promisify } from 'node:util';
 import { claimSubnet, createNetwork, type SubnetClaim, unavailableReason } from './netns.ts';
 
@@ -18,14 +18,18 @@ async function ipBatch(lines: readonly string[]): Promise<void> {
   await run('ip', ['-force', '-batch', file]);
 }
 
+/** True when namespaces can be made here; else marks `t` skipped, saying why. */
+async function namespacesHere(t: TestContext): Promise<boolean> {
+  const reason = await unavailableReason();
+  if (!reason) return true;
+  console.log(`skipping: ${reason}`);
+  t.skip(reason);
+  return false;
+}
+
 describe('netns test helpers', () => {
   test('claimSubnet skips routed and claimed subnets, takes over a dead owner’s claim, and says when none is left', async (t) => {
-    const reason = await unavailableReason();
-    if (reason) {
-      console.log(`skipping: ${reason}`);
-      t.skip(reason);
-      return;
-    }
+    if (!(await namespacesHere(t))) return;
     // Every /24 but the last three is routed, as a leaked network's would be.
     const routed = Array.from({ length: 247 }, (_, x) => `route add blackhole ${PREFIX}.${x}.0/24`);
     await ipBatch(routed);
@@ -56,12 +60,7 @@ describe('netns test helpers', () => {
   });
 
   test('a destroyed network leaves no bridge or link behind', async (t) => {
-    const reason = await unavailableReason();
-    if (reason) {
-      console.log(`skipping: ${reason}`);
-      t.skip(reason);
-      return;
-    }
+    if (!(await namespacesHere(t))) return;
     // This network's interfaces (other tests may be making theirs meanwhile): lzb<id>, lzv<id>o<i>.
     const net = await createNetwork({ hosts: 2 });
     const id = /^lzn(.+)h0$/.exec(net.hosts[0]!.name)?.[1];
