@@ -65,8 +65,8 @@ const stress = !values.quick;
 const SIZES: Record<string, (s: number) => DsmParams> = {
   sor: (s) => ({ n: 128 * Math.max(1, Math.round(24 * s)), iters: 20 }),
   matmul: (s) => ({ n: Math.round(768 * s) }),
-  lu: (s) => ({ n: Math.round(768 * s), bs: 32, seed: 7 }),
-  water: (s) => ({ m: Math.round(3072 * s), steps: 2, seed: 3 }),
+  lu: (s) => ({ n: 32 * Math.max(1, Math.round(32 * s)), bs: 32, seed: 7 }),
+  water: (s) => ({ m: Math.round(7680 * s), steps: 2, seed: 3 }),
   radix: (s) => ({ n: Math.round((1 << 20) * s), seed: 11 }),
 };
 
