@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { lastJsonLine, runScript, type ScriptResult } from './lib/child.ts';
-import { describeMachine, machineLine } from './lib/machine.ts';
+import { coreSpeedLine, describeMachine, machineLine } from './lib/machine.ts';
 import { type Cell, markdownTable } from './lib/report.ts';
 
 interface Target {
@@ -88,6 +88,8 @@ interface Outcome {
   readonly run: ScriptResult;
   readonly json: Record<string, unknown> | undefined;
   readonly raw: Record<string, unknown> | undefined;
+  /** The reference loop's time on each CPU just before the benchmark started. */
+  readonly speeds: string;
 }
 
 const started = new Date();
@@ -95,12 +97,13 @@ const outcomes: Outcome[] = [];
 for (const file of scripts) {
   const name = file.replace(/\.ts$/, '');
   const waited = await settle();
+  const speeds = coreSpeedLine();
   console.log(
-    `\n=== ${name} === (after ${waited.toFixed(0)} s waiting for a quiet machine; load ${loadavg()[0]!.toFixed(2)})`,
+    `\n=== ${name} === (after ${waited.toFixed(0)} s waiting for a quiet machine; load ${loadavg()[0]!.toFixed(2)}; ${speeds})`,
   );
   const run = await runScript(join(benchDir, file), flags.quick ? ['--quick'] : [], TIMEOUT_MS);
   const line = run.code === 0 ? lastJsonLine(run.stdout) : undefined;
-  outcomes.push({ name, run, json: line && flatten(line), raw: line });
+  outcomes.push({ name, run, json: line && flatten(line), raw: line, speeds });
 }
 
 function verdict(target: Target, value: unknown): string {
@@ -111,7 +114,7 @@ function verdict(target: Target, value: unknown): string {
 
 function section(o: Outcome): string {
   const seconds = (o.run.ms / 1000).toFixed(1);
-  const heading = `## ${o.name}\n\n\`npx tsx bench/${o.name}.ts${flags.quick ? ' --quick' : ''}\` (${seconds} s)\n`;
+  const heading = `## ${o.name}\n\n\`npx tsx bench/${o.name}.ts${flags.quick ? ' --quick' : ''}\` (${seconds} s; before it, ${o.speeds})\n`;
   if (!o.json) {
     const why =
       o.run.code === 0
@@ -156,7 +159,9 @@ const markdown = `# Benchmark results
 
 Written by \`npm run bench${flags.quick ? ' -- --quick' : ''}\` (bench/run-all.ts) on ${started.toISOString()}${flags.quick ? ' — **quick smoke run: smaller sizes, not the reference figures**' : ''}.
 
-Machine: ${machineLine(machine)}.
+Machine: ${machineLine(machine)}. Before each benchmark, a fixed loop is timed on each CPU (about
+330 ms when this VM is quiet; it has run a quarter slower and more for minutes at a time): figures
+taken after a slow reading are slow for reasons outside the code.
 
 Scripts run: ${outcomes.map((o) => `bench/${o.name}.ts`).join(', ')}. Each benchmark runs its baseline (a raw \`net.Socket\` on loopback) in the same run as the session path.
 

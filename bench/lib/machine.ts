@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 
 export interface Machine {
@@ -36,4 +37,29 @@ export function loadAverage(): readonly [number, number, number] {
 export function loadLine(): string {
   const [one, five, fifteen] = loadAverage();
   return `load average ${one} ${five} ${fifteen} on ${os.cpus().length} cores`;
+}
+
+/** A fixed integer loop: its time says how fast a core is at this moment (about 0.3 s when quiet). */
+const SPIN =
+  'let x=0;const t=process.hrtime.bigint();for(let i=0;i<3e8;i++)x+=i%7;globalThis.sink=x;' +
+  'process.stdout.write(String(Number(process.hrtime.bigint()-t)/1e6))';
+
+/**
+ * How long the same loop takes on each CPU, one after the other (pinned with taskset where it is
+ * available, else once, unpinned). The load average missed it: on this VM a whole core can run a
+ * quarter slower for minutes, and every figure taken then with it.
+ */
+export function coreSpeeds(): { readonly cpu: string; readonly ms: number }[] {
+  const count = os.cpus().length;
+  const pinned = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+  const targets = pinned ? Array.from({ length: count }, (_, i) => String(i)) : ['any'];
+  return targets.map((cpu) => {
+    const argv = [process.execPath, '-e', SPIN];
+    const r = cpu === 'any' ? spawnSync(argv[0]!, argv.slice(1)) : spawnSync('taskset', ['-c', cpu, ...argv]);
+    return { cpu, ms: Math.round(Number(r.stdout.toString()) || Number.NaN) };
+  });
+}
+
+export function coreSpeedLine(speeds = coreSpeeds()): string {
+  return `reference loop: ${speeds.map((s) => `${s.ms} ms on CPU ${s.cpu}`).join(', ')}`;
 }
