@@ -4,6 +4,10 @@ import { FRAME_HEADER_SIZE } from '../wire/frame.ts';
 import type { Interval } from './intervals.ts';
 import type { VectorTime } from './vector-time.ts';
 
+/** START flags: FT settings follow; the node replaces a failed one (FT only). */
+const START_FT = 1;
+const START_RECOVER = 2;
+
 /**
  * DSM wire messages, one frame type each. Decoders check every count against the bytes present
  * before allocating, so a hostile frame yields ERR_LZ_MALFORMED_FRAME and nothing else; semantic
@@ -199,8 +203,10 @@ export function encodeMessage(msg: DsmMessage): Buffer {
         .bytes32(Buffer.from(msg.params, 'utf8'));
       w.u16(msg.peers.length);
       for (const p of msg.peers) w.u16(p.node).string(p.host).u16(p.port);
-      if (msg.ft !== undefined) w.bytes32(Buffer.from(msg.ft, 'utf8'));
-      if (msg.ft !== undefined && msg.recover) w.u8(1);
+      // A flags byte says what follows, so a frame cut before or inside the FT part is malformed
+      // rather than a valid START without it.
+      if (msg.ft === undefined) w.u8(0);
+      else w.u8(START_FT | (msg.recover ? START_RECOVER : 0)).bytes32(Buffer.from(msg.ft, 'utf8'));
       return w.frame(MsgType.START);
     case 'ready':
       return w.frame(MsgType.READY);
@@ -309,11 +315,13 @@ function decodeBody(type: number, r: FieldReader): DsmMessage {
       const params = r.bytes32().toString('utf8');
       const peers = readCount(r.u16(), 5, () => ({ node: r.u16(), host: r.string(), port: r.u16() }));
       const start = { type: 'start', node, nodes, pageSize, app, params, peers } as const;
-      if (r.remaining === 0) return start;
+      const flags = r.u8();
+      if (flags === 0) return start;
+      if (flags !== START_FT && flags !== (START_FT | START_RECOVER)) {
+        throw createError(ErrorCodes.MALFORMED_FRAME, `start: bad flags ${flags}`);
+      }
       const ft = r.bytes32().toString('utf8');
-      if (r.remaining === 0) return { ...start, ft };
-      if (r.u8() !== 1) throw createError(ErrorCodes.MALFORMED_FRAME, 'start: bad recover flag');
-      return { ...start, ft, recover: true };
+      return flags & START_RECOVER ? { ...start, ft, recover: true } : { ...start, ft };
     }
     case MsgType.READY:
       return { type: 'ready' };
