@@ -17,7 +17,7 @@
  * every socket (as drain writes one ADVICE frame); each client closes, connects to b or c, and
  * exchanges its message. Rate = sockets / (last exchange done - move sent).
  *
- * Warm-up: both runs are first done once with --warmup sessions (as many as measured, by default),
+ * Warm-up: both runs are first done once with --warmup sessions (as many as measured by default; 0: none),
  * in the same processes, and reported apart as the cold figures. Without it, the measured run is the
  * first time these processes take the resume and adoption paths: a profile (perf record -a with
  * NODE_OPTIONS=--perf-basic-prof) showed V8's optimizing compiler on 18% of all CPU samples during
@@ -62,8 +62,11 @@ const { values: flags } = parseArgs({
   },
 });
 const count = Number(flags.count ?? (flags.quick ? 2000 : 10_000));
-const warmup = Math.min(count, Number(flags.warmup ?? count));
 const CLIENT_PROCESSES = 2;
+const warmupFlag = Math.min(count, Number(flags.warmup ?? count));
+/** Every client process takes part in every run (one with no share would report out of turn). */
+const warmup = warmupFlag > 0 ? Math.max(CLIENT_PROCESSES, warmupFlag) : 0;
+if (!(count >= CLIENT_PROCESSES)) throw new Error(`--count must be at least ${CLIENT_PROCESSES}`);
 /** Sessions opened at once: enough to be quick, few enough not to overflow the listen backlog. */
 const BATCH = 200;
 /** How long after drain() a session may take to move and exchange its message before it counts as lost. */
@@ -529,7 +532,7 @@ async function main(): Promise<void> {
           import.meta.filename,
           [
             ...['--role', 'clients', '--first', String(i * perClient), '--ports', portsArg],
-            ...['--runs', JSON.stringify([share(warmup, i), n])],
+            ...['--runs', JSON.stringify(warmup > 0 ? [share(warmup, i), n] : [n])],
           ],
           { ipc: true, stdout: 'inherit', fdLimit: n + 512 },
         ),
@@ -561,12 +564,13 @@ async function main(): Promise<void> {
         },
       );
 
-    const coldRaw = await rawPhase('raw TCP, cold', warmup);
-    const cold = await drainPhase('lazarus drain, cold', warmup);
-    console.log(
-      `  warm-up (${warmup}, fresh processes): raw ${Math.round(coldRaw.rate)}/s, drain ${Math.round(cold.rate)}/s, ` +
-        `lost ${warmup - cold.verified}`,
-    );
+    const coldRaw = warmup > 0 ? await rawPhase('raw TCP, cold', warmup) : undefined;
+    const cold = warmup > 0 ? await drainPhase('lazarus drain, cold', warmup) : undefined;
+    if (coldRaw && cold)
+      console.log(
+        `  warm-up (${warmup}, fresh processes): raw ${Math.round(coldRaw.rate)}/s, drain ${Math.round(cold.rate)}/s, ` +
+          `lost ${warmup - cold.verified}`,
+      );
     const raw = await rawPhase('raw TCP', count);
     console.log(`  raw: ${raw.verified} moved in ${raw.moveMs.toFixed(0)} ms`);
     const session = await drainPhase('lazarus drain', count);
@@ -618,7 +622,7 @@ async function main(): Promise<void> {
     );
     if (session.firstError) console.log(`first session error: ${session.firstError}`);
     if (raw.firstError) console.log(`first raw error: ${raw.firstError}`);
-    const lost = count - session.verified + (warmup - cold.verified);
+    const lost = count - session.verified + (cold ? warmup - cold.verified : 0);
     console.log(
       `\nlazarus drain: ${Math.round(session.rate)} sessions/s (target >= 5000), lost ${lost}; ` +
         `raw reconnect baseline ${Math.round(raw.rate)}/s; last surrender on a after ${lastSurrenderMs.toFixed(0)} ms`,
@@ -655,8 +659,8 @@ async function main(): Promise<void> {
       raw_listen_overflows: raw.overflows ?? null,
       ratio_to_raw: round(session.rate / raw.rate),
       warmup,
-      cold_sessions_per_s: Math.round(cold.rate),
-      cold_raw_reconnects_per_s: Math.round(coldRaw.rate),
+      cold_sessions_per_s: cold ? Math.round(cold.rate) : null,
+      cold_raw_reconnects_per_s: coldRaw ? Math.round(coldRaw.rate) : null,
     });
   } finally {
     await Promise.all([...clientProcs, ...servers].map((p) => stopChild(p)));
