@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
+import { allowedCpus, boundCommand, findTaskset } from '../../src/dsm/cpu-binding.ts';
 
 export interface Machine {
   readonly cpu: string;
@@ -39,23 +40,26 @@ export function loadLine(): string {
   return `load average ${one} ${five} ${fifteen} on ${os.cpus().length} cores`;
 }
 
-/** A fixed integer loop: its time says how fast a core is at this moment (about 0.3 s when quiet). */
+/** A fixed integer loop: its time says how fast a core is at this moment (about 415 ms when quiet). */
 const SPIN =
   'let x=0;const t=process.hrtime.bigint();for(let i=0;i<3e8;i++)x+=i%7;globalThis.sink=x;' +
   'process.stdout.write(String(Number(process.hrtime.bigint()-t)/1e6))';
 
 /**
- * How long the same loop takes on each CPU, one after the other (pinned with taskset where it is
- * available, else once, unpinned). The load average missed it: on this VM a whole core can run a
- * quarter slower for minutes, and every figure taken then with it.
+ * How long the same loop takes on each CPU this process may use, one after the other (pinned with
+ * taskset, as the DSM launcher binds nodes; once, unpinned, without it). The load average missed it:
+ * on this VM a whole core can run up to 65% slower for minutes, and every figure taken then with it.
  */
 export function coreSpeeds(): { readonly cpu: string; readonly ms: number }[] {
-  const count = os.cpus().length;
-  const pinned = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
-  const targets = pinned ? Array.from({ length: count }, (_, i) => String(i)) : ['any'];
-  return targets.map((cpu) => {
-    const argv = [process.execPath, '-e', SPIN];
-    const r = cpu === 'any' ? spawnSync(argv[0]!, argv.slice(1)) : spawnSync('taskset', ['-c', cpu, ...argv]);
+  const loop = { command: process.execPath, args: ['-e', SPIN] };
+  const taskset = findTaskset();
+  const cpus = taskset ? (allowedCpus() ?? []) : [];
+  const runs =
+    taskset && cpus.length > 0
+      ? cpus.map((cpu) => ({ cpu: String(cpu), ...boundCommand(taskset, [cpu], loop) }))
+      : [{ cpu: 'any', ...loop }];
+  return runs.map(({ cpu, command, args }) => {
+    const r = spawnSync(command, args);
     return { cpu, ms: Math.round(Number(r.stdout.toString()) || Number.NaN) };
   });
 }
