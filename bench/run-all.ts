@@ -160,7 +160,7 @@ const markdown = `# Benchmark results
 Written by \`npm run bench${flags.quick ? ' -- --quick' : ''}\` (bench/run-all.ts) on ${started.toISOString()}${flags.quick ? ' — **quick smoke run: smaller sizes, not the reference figures**' : ''}.
 
 Machine: ${machineLine(machine)}. Before each benchmark, a fixed loop is timed on each CPU (about
-415 ms when this VM is quiet; it has run a quarter slower and more for minutes at a time): figures
+415 ms when this VM is quiet; it has run up to 65% slower for minutes at a time): figures
 taken after a slow reading are slow for reasons outside the code.
 
 Scripts run: ${outcomes.map((o) => `bench/${o.name}.ts`).join(', ')}. Each benchmark runs its baseline (a raw \`net.Socket\` on loopback) in the same run as the session path.

@@ -4,9 +4,9 @@ import { delimiter, join } from 'node:path';
 /**
  * Binding local node processes to CPUs, as MPI launchers do (`mpirun --bind-to core`): a node that
  * stays on its own core keeps its caches warm and never shares a core with another node's compute
- * thread for a while, which a run pays for at every barrier. bench/dsm.ts runs both ways: on the
- * 2-core bench machine SOR on 2 nodes took 307 ms bound against 313 ms unbound, matmul 431 against
- * 444 ms (bench/RESULTS.md).
+ * thread for a while, which a run pays for at every barrier. bench/dsm.ts runs both ways each time
+ * (bench/RESULTS.md): on the quiet 2-core bench VM binding gained a few percent; in an hour when one
+ * core ran slow it lost, as a bound node cannot leave that core.
  */
 
 /** A command line to start a process with. */

@@ -636,9 +636,10 @@ export async function joinCluster(options: JoinOptions): Promise<number> {
   const maybeReady = () => {
     if (!config || !runtime || started || mesh.peers().length < needed) return;
     started = true;
+    const ft = config.ft !== undefined;
     runtime.worker.loaded.then(
       () => {
-        if (config?.ft) crash.hit('ready');
+        if (ft) crash.hit('ready');
         trySend(mesh, coordinator!, { type: 'ready' });
       },
       () => {},
