@@ -32,6 +32,9 @@
  *   replay    handler called -> first live byte handed to write() (64 B input replayed, output compared)
  *   deliver   write() called, and the client's RESUME read -> byte received by the client
  * Each phase column is that phase's own median, so the columns need not add up to the total's median.
+ * The timeline table shows where the path waits: for each mark, the median time from migrate() to it
+ * (the origin starts the handoff; the client's TCP connects; its RESUME leaves; the new server
+ * accepts, reads the RESUME, adopts the pushed session, writes the hello; the client receives it).
  *
  *   npx tsx bench/migration.ts [--count 400] [--warmup 1000] [--quick]
  */
@@ -278,6 +281,8 @@ function timedSurrender(server: SessionServer, into: SurrenderMarks[]): SessionS
 /** Client-side marks of the socket the session dials next (published by net.connect). */
 interface DialMarks {
   connected: number;
+  /** The early RESUME was handed to the socket (it is written in a later 'connect' listener). */
+  written: number;
 }
 let nextDial: DialMarks | undefined;
 diagnostics_channel.subscribe('net.client.socket', (message) => {
@@ -287,6 +292,10 @@ diagnostics_channel.subscribe('net.client.socket', (message) => {
   const socket = (message as { socket: net.Socket }).socket;
   socket.once('connect', () => {
     marks.connected = monoUs();
+    // This listener was added before the session queued its RESUME: the tick after it is after the write.
+    process.nextTick(() => {
+      marks.written = monoUs();
+    });
   });
 });
 
@@ -324,6 +333,7 @@ interface Sample {
   readonly epoch: number;
   readonly total: number;
   readonly connect: number;
+  readonly written: number;
   readonly t0: number;
   readonly t1: number;
 }
@@ -365,10 +375,24 @@ const PHASES = [
 ] as const;
 type Phase = (typeof PHASES)[number];
 
+const TIMELINE = [
+  'handoff',
+  'connected',
+  'written',
+  'accepted',
+  'resumeRx',
+  'adopted',
+  'hello',
+  'received',
+] as const;
+type Mark = (typeof TIMELINE)[number];
+
 interface SizeResult {
   readonly totals: number[];
   readonly floors: number[];
   readonly phases: Record<Phase, number[]>;
+  /** Per mark, its time after migrate() in each migration (µs). */
+  readonly timeline: Record<Mark, number[]>;
   readonly continuationBytes: number[];
   /** Migrations whose session the origin pushed (no pull). */
   readonly pushed: number;
@@ -406,7 +430,7 @@ async function runSize(
     const next = (at + 1) % IDS.length;
     const floorFirst = i % 2 === 1;
     if (floorFirst) floors.push(await floorSample(rawPorts[next]!));
-    const dial: DialMarks = { connected: Number.NaN };
+    const dial: DialMarks = { connected: Number.NaN, written: Number.NaN };
     nextDial = dial;
     const hello = reader.expect(1);
     const t0 = monoUs();
@@ -420,6 +444,7 @@ async function runSize(
       epoch: session.epoch,
       total: t1 - t0,
       connect: dial.connected - t0,
+      written: dial.written - t0,
       t0,
       t1,
     });
@@ -431,6 +456,7 @@ async function runSize(
 
   const marks = await Promise.all(servers.map((s) => request<ServerMarks>(s, { op: 'marks' })));
   const phases = Object.fromEntries(PHASES.map((p) => [p, [] as number[]])) as Record<Phase, number[]>;
+  const timeline = Object.fromEntries(TIMELINE.map((m) => [m, [] as number[]])) as Record<Mark, number[]>;
   const continuationBytes: number[] = [];
   let pushed = 0;
   if (record) {
@@ -461,9 +487,20 @@ async function runSize(
       // A pushed session may be ready before its client arrives: delivery starts when both are there.
       add('deliver', s.t1 - Math.max(markAt(a.helloWritten), markAt(a.resumeRx)));
       if (sur.bytes !== undefined) continuationBytes.push(sur.bytes);
+      const at: Record<Mark, number> = {
+        handoff: sur.pushed ? sur.start : Number.NaN,
+        connected: s.t0 + s.connect,
+        written: s.t0 + s.written,
+        accepted: markAt(a.accepted),
+        resumeRx: markAt(a.resumeRx),
+        adopted: markAt(a.adopted),
+        hello: markAt(a.helloWritten),
+        received: s.t1,
+      };
+      for (const m of TIMELINE) if (Number.isFinite(at[m])) timeline[m].push(at[m] - s.t0);
     }
   }
-  return { totals: samples.map((s) => s.total), floors, phases, continuationBytes, pushed };
+  return { totals: samples.map((s) => s.total), floors, phases, timeline, continuationBytes, pushed };
 }
 
 async function main(): Promise<void> {
@@ -543,6 +580,16 @@ async function main(): Promise<void> {
         `p99 ${floorP99.toFixed(0)} µs, ${allFloors.length} samples; each size's ratio uses its own interleaved floor`,
     );
     console.log('phase columns are medians of each phase (surrender is inside pull, on the origin)');
+    console.log();
+    console.log(
+      textTable(
+        ['timeline: µs after migrate()', ...TIMELINE],
+        SIZES.map((s) => [
+          s.label,
+          ...TIMELINE.map((m) => medianOrNone(results[s.label].timeline[m], 0) ?? '-'),
+        ]),
+      ),
+    );
     const worst = Math.max(ratios['0']!, ratios['1k']!, ratios['64k']!);
     console.log(`p50 / floor: 64 KiB ${ratios['64k']}, worst up to 64 KiB ${worst} (target <= 3)`);
     const phaseP50 = Object.fromEntries(
@@ -561,6 +608,9 @@ async function main(): Promise<void> {
         SIZES.map((s) => [s.label, round(median(results[s.label].floors), 1)]),
       ),
       phases_p50_us_64k: phaseP50,
+      timeline_p50_us_64k: Object.fromEntries(
+        TIMELINE.map((m) => [m, medianOrNone(results['64k'].timeline[m], 1)]),
+      ),
       migrations_per_size: count,
     });
   } finally {
