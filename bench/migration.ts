@@ -34,9 +34,10 @@
  * Each phase column is that phase's own median, so the columns need not add up to the total's median.
  * The timeline table shows where the path waits: for each mark, the median time from migrate() to it
  * (the origin starts the handoff; the client's TCP connects; its RESUME leaves; the new server
- * accepts, reads the RESUME, adopts the pushed session, writes the hello; the client receives it).
+ * accepts, reads the RESUME, adopts the pushed session, writes the hello, answers the RESUME; the
+ * client receives the hello).
  *
- *   npx tsx bench/migration.ts [--count 400] [--warmup 1000] [--quick]
+ *   npx tsx bench/migration.ts [--count 400] [--warmup 3000] [--quick]
  */
 import type { ChildProcess } from 'node:child_process';
 import diagnostics_channel from 'node:diagnostics_channel';
@@ -85,10 +86,12 @@ const count = Number(flags.count ?? (flags.quick ? 60 : 400));
 /**
  * Migrations before each size's measured ones (and twice as many at 1 KiB before the first size).
  * With 60, 20 per server, V8 was still optimizing the resume path while it was measured: p50/floor
- * at 64 KiB was 3.69 and 3.74 in two runs; with 1,000 it was 3.03-3.17 in three (0 B 2.7-3.1,
- * 1 KiB 2.4-2.6).
+ * at 64 KiB was 3.69 and 3.74 in two runs; with 1,000 it was 3.03-3.17 in three. With 1,000 the
+ * four processes still completed 46-102 optimizations (--trace-opt) during each size's 400 measured
+ * migrations, with 3,000 16-50; in two alternating pairs 1,000 gave 0 B 2.66/2.84, 1 KiB 2.43/2.62,
+ * 64 KiB 3.31/3.22, and 3,000 gave 2.30/2.31, 2.07/2.19, 2.70/3.18.
  */
-const warmup = Number(flags.warmup ?? (flags.quick ? 20 : 1000));
+const warmup = Number(flags.warmup ?? (flags.quick ? 20 : 3000));
 
 /** What a new owner saw of one incoming migration, by session epoch. */
 interface ArrivalMarks {
@@ -100,6 +103,8 @@ interface ArrivalMarks {
   readonly adopted: number;
   readonly handler: number;
   readonly helloWritten: number;
+  /** The answer to the RESUME (RESUMED and the retransmitted hello) was written: the 'resumed' event. */
+  readonly answered: number | undefined;
 }
 
 /**
@@ -128,6 +133,8 @@ interface Ready {
 
 async function serve(id: string, members: readonly Member[]): Promise<void> {
   const marks: ServerMarks = { arrivals: [], surrenders: [] };
+  /** When each epoch's RESUME was answered (the session emits 'resumed' after writing the answer). */
+  const answered = new Map<number, number>();
   // When each connection was accepted and delivered its first bytes (the RESUME frame), by client port.
   const accepted = new Map<number, number>();
   const firstData = new Map<number, number>();
@@ -214,6 +221,7 @@ async function serve(id: string, members: readonly Member[]): Promise<void> {
         adopted: adopted.get(hex) ?? Number.NaN,
         handler,
         helloWritten,
+        answered: undefined,
       });
     };
     session.on('data', (chunk: Buffer) => {
@@ -231,6 +239,7 @@ async function serve(id: string, members: readonly Member[]): Promise<void> {
     });
     session.on('end', () => session.end());
     session.on('error', () => {});
+    session.once('resumed', () => answered.set(session.epoch, monoUs()));
     if (!helloSent && !session.replaying) sayHello();
   }
 
@@ -244,7 +253,9 @@ async function serve(id: string, members: readonly Member[]): Promise<void> {
   await server.listen();
   serveCommands((command) => {
     if ((command as { op?: string }).op !== 'marks') throw new Error('unknown command');
-    const out: ServerMarks = { arrivals: marks.arrivals.splice(0), surrenders: marks.surrenders.splice(0) };
+    const arrivals = marks.arrivals.splice(0).map((a) => ({ ...a, answered: answered.get(a.epoch) }));
+    answered.clear();
+    const out: ServerMarks = { arrivals, surrenders: marks.surrenders.splice(0) };
     return out;
   });
   const ready: Ready = { rawPort: (raw.address() as net.AddressInfo).port };
@@ -383,6 +394,7 @@ const TIMELINE = [
   'resumeRx',
   'adopted',
   'hello',
+  'answered',
   'received',
 ] as const;
 type Mark = (typeof TIMELINE)[number];
@@ -495,6 +507,7 @@ async function runSize(
         resumeRx: markAt(a.resumeRx),
         adopted: markAt(a.adopted),
         hello: markAt(a.helloWritten),
+        answered: markAt(a.answered),
         received: s.t1,
       };
       for (const m of TIMELINE) if (Number.isFinite(at[m])) timeline[m].push(at[m] - s.t0);
