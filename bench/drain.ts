@@ -6,9 +6,10 @@
  * processes (5,000 sessions each, with the serverAdvice() policy), so no process needs more than
  * ~10,000 file descriptors (the hard limit here is 20,000). Every session first exchanges a known
  * message with server a ("hello <n>", echoed; the handler checkpoints a small state per message).
- * Then a drains: it advises every client, each client's policy migrates its session to the member a
- * suggests (b and c in turn), and once a session has resumed there it sends "after <n>" and checks
- * the echo. A session is lost unless its whole received stream is exactly the two echoes.
+ * Then a drains: it hands every session to b or c in turn and tells its client where (a pushed
+ * advice), each client's policy migrates it there, and once a session has resumed there it sends
+ * "after <n>" and checks the echo. A session is lost unless its whole received stream is exactly
+ * the two echoes.
  *
  * The rate is sessions / (last session resumed on its new server - drain() called), both on the
  * system-wide monotonic clock. The drain report's own figure (which polls every 20 ms) is shown too.

@@ -129,7 +129,10 @@ export class ClientSession extends SessionStream {
   /** Where the session was opened. */
   readonly #home: Target;
   #ownerId: string | undefined;
-  /** The member our owner was last told to push the session to (HANDOFF), until we attach again. */
+  /**
+   * The member our owner pushes the session to, until we attach again: the one we told it in a
+   * HANDOFF, or the one it said it handed the session to (a drain's pushed advice).
+   */
   #handedOffTo: string | undefined;
   #members: readonly MemberAddress[] = [];
   #migration: PendingMigration | undefined;
@@ -238,9 +241,12 @@ export class ClientSession extends SessionStream {
       this.#status = 'migrating';
       this.emit('migrating', { to: member.id, reason });
       // Leave the current server, telling it where to: it may push the session there at once,
-      // else the new one pulls it when we arrive.
+      // else the new one pulls it when we arrive. An owner that has pushed it already needs no word;
+      // if it pushed it elsewhere, the member we go to pulls it from there (a redirect).
       const leaving = this.connection;
-      if (member.id !== this.#ownerId && leaving && !leaving.closed) {
+      if (this.#handedOffTo !== undefined) {
+        if (this.#handedOffTo !== member.id) this.#handedOffTo = undefined;
+      } else if (member.id !== this.#ownerId && leaving && !leaving.closed) {
         leaving.send(encode.handoff(member.id));
         this.#handedOffTo = member.id;
       }
@@ -514,6 +520,7 @@ export class ClientSession extends SessionStream {
         return;
       case FrameType.ADVICE: {
         const advice = decode.advice(body);
+        if (advice.pushed) this.#handedOffTo = advice.target;
         this.#advice = { ...advice, at: Date.now() };
         this.emit('advice', advice);
         this.#checkPolicies(Date.now());
@@ -530,6 +537,9 @@ export class ClientSession extends SessionStream {
   }
 
   protected onDetached(err: Error | undefined): void {
+    // Our owner said it handed the session to another member (it drains): resume there, not here.
+    const pushedTo = this.#members.find((m) => m.id === this.#handedOffTo);
+    if (pushedTo && !this.#migration) this.#target = pushedTo;
     this.#retry(err);
   }
 

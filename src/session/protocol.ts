@@ -20,7 +20,7 @@ import type { FrameDecoderOptions } from '../wire/frame-decoder.ts';
  *   C: RESUME        magic, version, ticket, proof, recv, epoch, owner hint (after a SERVER_HELLO)
  *                                                        -> S: RESUMED recv, epoch | REFUSED code, message
  *   both: DATA (ack prefix + payload, streamed), ACK, FIN, PING, PONG, ABORT
- *   S: POOL members, ADVICE kind + target
+ *   S: POOL members, ADVICE kind + target + pushed (u8: the server has handed the session to target)
  *   C: HANDOFF member id (the client is leaving for that member: its owner may push the session there)
  *
  * A session's epoch counts its changes of owner. A client never accepts a lower epoch than it has
@@ -119,6 +119,11 @@ export interface Advice {
   readonly kind: AdviceKindValue;
   /** Preferred member id to move to; empty: client's choice. */
   readonly target: string;
+  /**
+   * The server has already handed the session to `target` (a draining server does not wait to be
+   * told where the client goes): resume there, without a HANDOFF.
+   */
+  readonly pushed: boolean;
 }
 
 export interface Opened {
@@ -197,7 +202,11 @@ export const encode = {
     return encodeFrame(FrameType.POOL, w.finish());
   },
   advice(a: Advice): Buffer {
-    return encodeFrame(FrameType.ADVICE, new FieldWriter(32).u8(a.kind).string(a.target).finish());
+    const w = new FieldWriter(32)
+      .u8(a.kind)
+      .string(a.target)
+      .u8(a.pushed ? 1 : 0);
+    return encodeFrame(FrameType.ADVICE, w.finish());
   },
   handoff(memberId: string): Buffer {
     return encodeFrame(FrameType.HANDOFF, new FieldWriter(32).string(memberId).finish());
@@ -288,8 +297,12 @@ export const decode = {
       throw createError(ErrorCodes.MALFORMED_FRAME, `ADVICE: unknown kind ${kind}`);
     }
     const target = r.string();
+    const flags = r.u8();
+    if (flags > 1) throw createError(ErrorCodes.MALFORMED_FRAME, `ADVICE: unknown flags ${flags}`);
+    if (flags === 1 && target === '')
+      throw createError(ErrorCodes.MALFORMED_FRAME, 'ADVICE: pushed to no member');
     r.end();
-    return { kind, target };
+    return { kind, target, pushed: flags === 1 };
   },
   handoff(body: Buffer): string {
     const r = new FieldReader(body, 'HANDOFF');

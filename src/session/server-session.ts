@@ -7,6 +7,7 @@ import { type Connection, discardingHandler } from './connection.ts';
 import { channels } from './diagnostics.ts';
 import {
   type Advice,
+  AdviceKind,
   type AdviceKindValue,
   decode,
   encode,
@@ -133,8 +134,16 @@ export class ServerSession extends SessionStream {
 
   /** Tells the client to move (it decides when and where, through its policies). */
   advise(kind: AdviceKindValue, target = ''): void {
-    const advice: Advice = { kind, target };
+    const advice: Advice = { kind, target, pushed: false };
     this.connection?.send(encode.advice(advice));
+  }
+
+  /**
+   * @internal A draining server is handing this session to `target` now: its client is told to
+   * resume there (and to send no HANDOFF). Must precede freeze(), which detaches the connection.
+   */
+  advisePushed(target: string): void {
+    this.connection?.send(encode.advice({ kind: AdviceKind.DRAIN, target, pushed: true }));
   }
 
   /**

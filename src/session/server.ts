@@ -118,8 +118,8 @@ const PUSH_GRACE_MS = 250;
 const PUSHED_MEANWHILE = createError(ErrorCodes.ABORTED, 'the session was pushed here meanwhile');
 /**
  * How long an advised session keeps its place in a drain's window without moving. A move takes
- * milliseconds; one still there after this is slow or ignores the advice (a client without the
- * serverAdvice policy), and the next sessions are advised in its place.
+ * milliseconds; one still there after this could not be handed over (the member it went to did not
+ * take it) or ignores the advice, and the next sessions are advised in its place.
  */
 const ADVICE_PLACE_MS = 1000;
 
@@ -258,14 +258,15 @@ export class SessionServer extends EventEmitter implements SessionHost {
   }
 
   /**
-   * Moves every session away, as before a deploy: advises each client to migrate to another member,
-   * and resolves when none is left or at the deadline. New sessions are advised to move on arrival.
+   * Moves every session away, as before a deploy: hands each one over to another member and tells
+   * its client to resume there (or, without a pool that pushes, advises it to migrate), and resolves
+   * when none is left or at the deadline. New sessions are moved on arrival.
    */
   async drain(deadlineMs = 30_000, window = 256): Promise<DrainReport> {
     const started = Date.now();
     this.#draining = true;
     let moved = 0;
-    // Advised `window` at a time, the next as each one leaves: advising thousands at once would
+    // Moved `window` at a time, the next as each one leaves: moving thousands at once would
     // stampede the other members' accept queues and this server's own event loop. Sessions are taken
     // in order from a live iterator, so each step costs O(1) however many sessions there are.
     const advised = new Set<string>();
@@ -387,15 +388,7 @@ export class SessionServer extends EventEmitter implements SessionHost {
   handoff(session: ServerSession, to: string): void {
     const pool = this.#pool;
     const hex = session.sessionId;
-    if (
-      !pool?.push ||
-      to === this.serverId ||
-      this.#sessions.get(hex) !== session ||
-      this.#handingOver.has(hex) ||
-      !pool.members().some((m) => m.id === to)
-    ) {
-      return;
-    }
+    if (!pool?.push || !this.#canPush(session, to)) return;
     const frozen = this.#freeze(hex, session);
     // Not encodable: left to the pull, which reports why.
     if (frozen.kind === 'refused') return;
@@ -411,6 +404,19 @@ export class SessionServer extends EventEmitter implements SessionHost {
         else session.thaw();
         for (const next of waiting) next();
       });
+  }
+
+  /** A push of `session` to member `to` could start now (the pool pushes, `to` is another member, no push is under way). */
+  #canPush(session: ServerSession, to: string): boolean {
+    const pool = this.#pool;
+    return (
+      pool?.push !== undefined &&
+      to !== '' &&
+      to !== this.serverId &&
+      this.#sessions.get(session.sessionId) === session &&
+      !this.#handingOver.has(session.sessionId) &&
+      pool.members().some((m) => m.id === to)
+    );
   }
 
   /**
@@ -460,8 +466,20 @@ export class SessionServer extends EventEmitter implements SessionHost {
     return this.#pool?.members();
   }
 
+  /**
+   * A draining server hands the session over at once, as if its client had announced the move:
+   * every session leaves, whether or not its client heeds advice (one that does not finds it gone
+   * on its next resume here and is redirected), and the client's move costs no HANDOFF. Told
+   * first, so the advice leaves on the connection before freezing detaches it.
+   */
   #adviseDrain(session: ServerSession): void {
-    session.advise(AdviceKind.DRAIN, this.#pickTarget());
+    const target = this.#pickTarget();
+    if (!this.#canPush(session, target)) {
+      session.advise(AdviceKind.DRAIN, target);
+      return;
+    }
+    session.advisePushed(target);
+    this.handoff(session, target);
   }
 
   /** Spreads moved sessions over the other members, round robin. */

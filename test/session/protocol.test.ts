@@ -210,13 +210,20 @@ const samples: fc.Arbitrary<Sample> = fc.oneof(
     expected: memberId,
     decode: decode.handoff,
   })),
-  fc.record({ kind: fc.constantFrom(AdviceKind.OVERLOAD, AdviceKind.DRAIN), target: str }).map((a) => ({
-    name: 'ADVICE',
-    type: FrameType.ADVICE,
-    frame: encode.advice(a),
-    expected: { ...a },
-    decode: decode.advice,
-  })),
+  fc
+    .record({
+      kind: fc.constantFrom(AdviceKind.OVERLOAD, AdviceKind.DRAIN),
+      target: str,
+      pushed: fc.boolean(),
+    })
+    .filter((a) => !a.pushed || a.target !== '')
+    .map((a) => ({
+      name: 'ADVICE',
+      type: FrameType.ADVICE,
+      frame: encode.advice(a),
+      expected: { ...a },
+      decode: decode.advice,
+    })),
   refusal.map((r) => ({
     name: 'REFUSED',
     type: FrameType.REFUSED,
@@ -432,6 +439,25 @@ describe('session protocol: hostile bodies', () => {
       const body = Buffer.from([kind, 0, 0]);
       throwsTyped(() => decode.advice(body), [ErrorCodes.MALFORMED_FRAME], `advice kind ${kind}`);
     }
+  });
+
+  test('ADVICE with unknown flags, or pushed to no member, is MALFORMED_FRAME', () => {
+    const body = (flags: number, target: string) => {
+      const b = Buffer.from(
+        encode.advice({ kind: AdviceKind.DRAIN, target, pushed: false }).subarray(FRAME_HEADER_SIZE),
+      );
+      b[b.length - 1] = flags;
+      return b;
+    };
+    assert.deepEqual(decode.advice(body(1, 'b')), { kind: AdviceKind.DRAIN, target: 'b', pushed: true });
+    for (let flags = 2; flags < 256; flags++) {
+      throwsTyped(
+        () => decode.advice(body(flags, 'b')),
+        [ErrorCodes.MALFORMED_FRAME],
+        `advice flags ${flags}`,
+      );
+    }
+    throwsTyped(() => decode.advice(body(1, '')), [ErrorCodes.MALFORMED_FRAME], 'pushed to no member');
   });
 });
 
