@@ -177,3 +177,27 @@ test('clients that ignore the advice move too: the draining server hands their s
   for (const s of [...deaf, ...sessions]) s.client.destroy();
   a.undrain();
 });
+
+test('a member that is down during a drain: the sessions handed to it fail over, nothing lost', async () => {
+  // c is in the pool but not running: every other hand-over (to c) fails, and its client, told to
+  // go there, cannot; it fails over to b, which pulls the session from a.
+  const pool = await startPool(3, transformHandler(), { only: ['a', 'b'] });
+  pools.push(pool);
+  const sessions = await openMany(pool.member('a').port, 60, 85_000);
+  const a = pool.server('a');
+  const drained = a.drain(20_000, 16);
+  const writing = Promise.all(sessions.map((s) => s.finish(drained)));
+  const report = await within(25_000, 'drain report', drained);
+  assert.deepEqual(
+    { moved: report.moved, remaining: report.remaining },
+    { moved: 60, remaining: 0 },
+    `every session left a (${JSON.stringify(report)})`,
+  );
+  await within(30_000, 'writes', writing);
+  await checkAll(sessions);
+  assert.ok(
+    sessions.every((s) => s.client.serverId === 'b'),
+    `all on b (${sessions.map((s) => s.client.serverId)})`,
+  );
+  for (const s of sessions) s.client.destroy();
+});
