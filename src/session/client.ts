@@ -100,7 +100,7 @@ interface PendingMigration {
  * owner. Each side retransmits what the other lacks; the application sees one continuous stream.
  *
  * Events beyond net.Socket's: 'reconnecting' (ReconnectingEvent), 'resumed' (ResumedEvent),
- * 'migrating' ({ to, reason }), 'migrated' (MigratedEvent), 'advice' ({ kind, target }), 'pool' (members).
+ * 'migrating' ({ to, reason }), 'migrated' (MigratedEvent), 'advice' ({ kind, target, pushed }), 'pool' (members).
  */
 export class ClientSession extends SessionStream {
   readonly side = 'client';
