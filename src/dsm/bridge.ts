@@ -59,7 +59,10 @@ export class SyncCaller implements Syncer {
   call(req: BridgeRequest): void {
     Atomics.store(this.#ctl, 0, 0);
     this.#port.postMessage(req);
-    Atomics.wait(this.#ctl, 0, 0);
+    // The word, not the wake-up, says the answer is there: the notify of the previous answer may
+    // come late (its thread paused between the store and the notify, after this one saw the store)
+    // and wake this wait early.
+    while (Atomics.load(this.#ctl, 0) === 0) Atomics.wait(this.#ctl, 0, 0);
     const got = receiveMessageOnPort(this.#port);
     const reply = got?.message as Reply | undefined;
     if (!reply) throw createError(ErrorCodes.PROTOCOL, 'worker woke without a reply');
