@@ -499,18 +499,19 @@ async function runSize(
       // A pushed session may be ready before its client arrives: delivery starts when both are there.
       add('deliver', s.t1 - Math.max(markAt(a.helloWritten), markAt(a.resumeRx)));
       if (sur.bytes !== undefined) continuationBytes.push(sur.bytes);
-      const at: Record<Mark, number> = {
-        handoff: sur.pushed ? sur.start : Number.NaN,
-        connected: s.t0 + s.connect,
-        written: s.t0 + s.written,
-        accepted: markAt(a.accepted),
-        resumeRx: markAt(a.resumeRx),
-        adopted: markAt(a.adopted),
-        hello: markAt(a.helloWritten),
-        answered: markAt(a.answered),
-        received: s.t1,
+      // Client marks are already relative to migrate(); server marks are on the same clock.
+      const after: Record<Mark, number> = {
+        handoff: sur.pushed ? sur.start - s.t0 : Number.NaN,
+        connected: s.connect,
+        written: s.written,
+        accepted: markAt(a.accepted) - s.t0,
+        resumeRx: markAt(a.resumeRx) - s.t0,
+        adopted: markAt(a.adopted) - s.t0,
+        hello: markAt(a.helloWritten) - s.t0,
+        answered: markAt(a.answered) - s.t0,
+        received: s.total,
       };
-      for (const m of TIMELINE) if (Number.isFinite(at[m])) timeline[m].push(at[m] - s.t0);
+      for (const m of TIMELINE) if (Number.isFinite(after[m])) timeline[m].push(after[m]);
     }
   }
   return { totals: samples.map((s) => s.total), floors, phases, timeline, continuationBytes, pushed };

@@ -468,9 +468,9 @@ export class SessionServer extends EventEmitter implements SessionHost {
 
   /**
    * A draining server hands the session over at once, as if its client had announced the move:
-   * every session leaves, whether or not its client heeds advice (one that does not finds it gone
-   * on its next resume here and is redirected), and the client's move costs no HANDOFF. Told
-   * first, so the advice leaves on the connection before freezing detaches it.
+   * every session leaves, whether or not its client heeds advice (one that does not resumes, once
+   * its connection closes, where the pushed advice said), and the client's move costs no HANDOFF.
+   * Told first, so the advice leaves on the connection before freezing detaches it.
    */
   #adviseDrain(session: ServerSession): void {
     const target = this.#pickTarget();

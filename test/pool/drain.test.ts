@@ -154,7 +154,7 @@ test('clients that ignore the advice move too: the draining server hands their s
   const pool = await startPool(3, transformHandler());
   pools.push(pool);
   const port = pool.member('a').port;
-  // First in line, and more of them than the window: clients without the serverAdvice policy.
+  // First in line: clients without the serverAdvice policy, handed over in the drain's first windows.
   const deaf: Running[] = [];
   for (let i = 0; i < 6; i++) deaf.push(await open(port, 75_000 + i, false));
   const sessions = await openMany(port, 40, 70_000);
