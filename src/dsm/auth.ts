@@ -1,5 +1,6 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createError, ErrorCodes } from '../wire/errors.ts';
+import { hmacSha256 } from '../wire/hmac.ts';
 import { NONCE_SIZE } from './messages.ts';
 
 /**
@@ -35,11 +36,7 @@ function mac(
   b: Uint8Array,
   node: number,
 ): Buffer {
-  const h = createHmac('sha256', secret);
-  h.update(`lazarus-dsm/${role}/${node}/`);
-  h.update(a);
-  h.update(b);
-  return h.digest();
+  return hmacSha256(Buffer.from(secret, 'utf8'), `lazarus-dsm/${role}/${node}/`, a, b);
 }
 
 export function acceptorProof(

@@ -1,8 +1,9 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { createError, ErrorCodes } from '../wire/errors.ts';
 import { FieldReader, FieldWriter } from '../wire/fields.ts';
 import { encodeFrame, encodeFrameHeader } from '../wire/frame.ts';
 import type { FrameDecoderOptions } from '../wire/frame-decoder.ts';
+import { hmacSha256 } from '../wire/hmac.ts';
 
 /**
  * The server-to-server protocol of a pool. Both sides prove they hold the pool secret (HMAC over
@@ -42,7 +43,7 @@ export function peerDecoderOptions(maxFrameSize: number): FrameDecoderOptions {
 }
 
 export function peerProof(secret: Uint8Array, label: string, nonce: Uint8Array, id: string): Buffer {
-  return createHmac('sha256', secret).update(label).update(nonce).update(id).digest();
+  return hmacSha256(secret, label, nonce, id);
 }
 
 export function checkPeerProof(

@@ -1,6 +1,7 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createError, ErrorCodes } from '../wire/errors.ts';
 import { writeU64 } from '../wire/fields.ts';
+import { hmacSha256 } from '../wire/hmac.ts';
 import { CLIENT_NONCE_SIZE, PROOF_SIZE, SESSION_ID_SIZE } from './protocol.ts';
 import { randomPool } from './random-pool.ts';
 
@@ -35,7 +36,7 @@ export function newClientNonce(): Buffer {
 }
 
 export function deriveSessionSecret(poolSecret: Uint8Array, sessionId: Uint8Array): Buffer {
-  return createHmac('sha256', poolSecret).update('lz-session-secret').update(sessionId).digest();
+  return hmacSha256(poolSecret, 'lz-session-secret', sessionId);
 }
 
 export function mintTicket(poolSecret: Uint8Array, sessionId: Uint8Array, issuedAt = Date.now()): Buffer {
@@ -65,15 +66,11 @@ export function verifyTicket(poolSecret: Uint8Array, ticket: Uint8Array): Ticket
 }
 
 function ticketMac(poolSecret: Uint8Array, body: Uint8Array): Buffer {
-  return createHmac('sha256', poolSecret)
-    .update('lz-ticket')
-    .update(body)
-    .digest()
-    .subarray(0, TICKET_MAC_SIZE);
+  return hmacSha256(poolSecret, 'lz-ticket', body).subarray(0, TICKET_MAC_SIZE);
 }
 
 export function resumeProof(sessionSecret: Uint8Array, nonce: Uint8Array, sessionId: Uint8Array): Buffer {
-  return createHmac('sha256', sessionSecret).update('lz-resume').update(nonce).update(sessionId).digest();
+  return hmacSha256(sessionSecret, 'lz-resume', nonce, sessionId);
 }
 
 /** The proof of an early resume: bound to the member dialled, a client nonce and the client's clock. */
@@ -86,14 +83,7 @@ export function earlyResumeProof(
 ): Buffer {
   const at = Buffer.allocUnsafe(8);
   writeU64(at, sentAt, 0);
-  return createHmac('sha256', sessionSecret)
-    .update('lz-early-resume')
-    .update(serverId)
-    .update('\0')
-    .update(clientNonce)
-    .update(at)
-    .update(sessionId)
-    .digest();
+  return hmacSha256(sessionSecret, 'lz-early-resume', serverId, '\0', clientNonce, at, sessionId);
 }
 
 export function checkResumeProof(
