@@ -100,7 +100,7 @@ interface PendingMigration {
  * owner. Each side retransmits what the other lacks; the application sees one continuous stream.
  *
  * Events beyond net.Socket's: 'reconnecting' (ReconnectingEvent), 'resumed' (ResumedEvent),
- * 'migrating' ({ to, reason }), 'migrated' (MigratedEvent), 'advice' ({ kind, target, pushed }), 'pool' (members).
+ * 'migrating' ({ to, reason }), 'migrated' (MigratedEvent), 'advice' ({ kind, target, pushed }), 'pool' (members: at open and when they change).
  */
 export class ClientSession extends SessionStream {
   readonly side = 'client';
@@ -135,6 +135,8 @@ export class ClientSession extends SessionStream {
    */
   #handedOffTo: string | undefined;
   #members: readonly MemberAddress[] = [];
+  /** The last POOL body received, to tell a repeated list from a new one. */
+  #poolBody: Buffer | undefined;
   #migration: PendingMigration | undefined;
   #lastMigrationAt = 0;
   #attachedAt = 0;
@@ -515,7 +517,11 @@ export class ClientSession extends SessionStream {
         return;
       }
       case FrameType.POOL:
+        // Every resume brings the list; it is news only when it changed.
+        if (this.#poolBody?.equals(body)) return;
         this.#members = decode.pool(body);
+        // A copy: the body is a view of a read buffer that it would keep alive.
+        this.#poolBody = Buffer.from(body);
         this.emit('pool', this.#members);
         return;
       case FrameType.ADVICE: {

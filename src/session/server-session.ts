@@ -5,15 +5,7 @@ import { deserializeState, serializeState } from '../continuation/snapshot.ts';
 import { createError, ErrorCodes } from '../wire/errors.ts';
 import { type Connection, discardingHandler } from './connection.ts';
 import { channels } from './diagnostics.ts';
-import {
-  type Advice,
-  AdviceKind,
-  type AdviceKindValue,
-  decode,
-  encode,
-  FrameType,
-  type MemberAddress,
-} from './protocol.ts';
+import { type Advice, AdviceKind, type AdviceKindValue, decode, encode, FrameType } from './protocol.ts';
 import { SessionStream, type SessionTuning } from './session-stream.ts';
 
 /** What a ServerSession needs from its server. */
@@ -22,8 +14,8 @@ export interface SessionHost {
   /** Hands a confirmed session to the application. */
   handOver(session: ServerSession): void;
   retire(session: ServerSession, err: Error | null): void;
-  /** Members to tell the client about, if in a pool. */
-  poolMembers(): readonly MemberAddress[] | undefined;
+  /** The POOL frame that tells a client its alternates, if in a pool. */
+  poolFrame(): Buffer | undefined;
   /** The client is moving the session to member `to`. */
   handoff(session: ServerSession, to: string): void;
   emit(event: 'sessionError', err: Error, session: ServerSession): boolean;
@@ -203,8 +195,8 @@ export class ServerSession extends SessionStream {
 
   /** Tells the client the pool's members (its alternates). */
   announcePool(): void {
-    const members = this.#host.poolMembers();
-    if (members) this.connection?.send(encode.pool(members));
+    const frame = this.#host.poolFrame();
+    if (frame) this.connection?.send(frame);
   }
 
   resumedBy(conn: Connection, peerReceived: number): void {

@@ -159,6 +159,8 @@ export class SessionServer extends EventEmitter implements SessionHost {
   #draining = false;
   #stopWatchingMembers: (() => void) | undefined;
   #nextDrainTarget = 0;
+  /** The last POOL frame encoded, and the member list it was encoded from. */
+  #poolFrame: { members: readonly MemberAddress[]; frame: Buffer } | undefined;
 
   constructor(options: ServerOptions = {}, handler?: SessionHandler) {
     super();
@@ -219,6 +221,7 @@ export class SessionServer extends EventEmitter implements SessionHost {
     await this.#pool?.start(this);
     // Clients learn the alternates at open and again whenever the pool changes.
     this.#stopWatchingMembers ??= this.#pool?.onMembersChange(() => {
+      this.#poolFrame = undefined;
       for (const session of this.#sessions.values()) session.announcePool();
     });
     return address;
@@ -462,8 +465,13 @@ export class SessionServer extends EventEmitter implements SessionHost {
   }
 
   /** @internal */
-  poolMembers(): readonly MemberAddress[] | undefined {
-    return this.#pool?.members();
+  poolFrame(): Buffer | undefined {
+    const members = this.#pool?.members();
+    if (!members) return undefined;
+    // Every resume announces the pool, and the list seldom changes. Kept until a change is
+    // announced or the membership hands out another list.
+    if (this.#poolFrame?.members !== members) this.#poolFrame = { members, frame: encode.pool(members) };
+    return this.#poolFrame.frame;
   }
 
   /**

@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { FaultProxy } from '../../src/faults/fault-proxy.ts';
 import { StaticMembership } from '../../src/pool/membership.ts';
 import { createPool } from '../../src/pool/pool.ts';
 import { connect, createServer } from '../../src/session/index.ts';
@@ -36,7 +37,7 @@ test('a pool file is read as a list or as { members }, and a bad file is a typed
   invalid(() => StaticMembership.fromFile(join(dir, 'missing.json')), 'missing file');
 });
 
-test('clients learn the alternates at open and again when the pool changes', async () => {
+test('clients learn the alternates at open and again when the pool changes, not on every resume', async () => {
   const [a, b, c] = await poolMembers(3);
   const membership = new StaticMembership([a!, b!]);
   const server = createServer(
@@ -44,8 +45,11 @@ test('clients learn the alternates at open and again when the pool changes', asy
     (s) => s.pipe(s),
   );
   await server.listen();
-  const client = connect({ port: a!.port });
+  // Through a proxy, so the connection can be broken and the session resumed on a.
+  const proxy = new FaultProxy({ targetPort: a!.port });
+  const client = connect({ port: (await proxy.listen()).port, reconnectDelay: 5 });
   try {
+    client.on('error', () => {});
     const announced: string[][] = [];
     client.on('pool', (members: { id: string }[]) => announced.push(members.map((m) => m.id)));
     await within(5000, 'open', once(client, 'connect'));
@@ -66,8 +70,16 @@ test('clients learn the alternates at open and again when the pool changes', asy
       [a!.id, b!.id, c!.id],
       'the members after the change',
     );
+    // A resume announces the same list again: the client takes it as no news.
+    assert.equal(proxy.breakAll('reset'), 1, 'one connection broken');
+    await within(5000, 'resume', once(client, 'resumed'));
+    client.write('x');
+    // The echo comes after the resume's POOL on the same connection.
+    await within(2000, 'echo after the resume', once(client, 'data'));
+    assert.equal(announced.length, 2, `pool announced ${announced.length} times`);
   } finally {
     client.destroy();
+    await proxy.close();
     await server.close();
   }
 });
