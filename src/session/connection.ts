@@ -28,30 +28,34 @@ export interface ConnectionHandler {
   onClose(err: Error | undefined): void;
 }
 
+const ignore = (): void => {};
+const refuseData = (): void => {
+  throw createError(ErrorCodes.PROTOCOL, 'data before the handshake finished');
+};
+
 /**
  * A handler for a connection the session has left but not closed yet: whatever still arrives on it
  * belongs to no one (the session resumes elsewhere from its own offsets).
  */
 export const discardingHandler: ConnectionHandler = {
-  onFrame: () => {},
-  onDataAck: () => {},
-  onData: () => {},
-  onReadEnd: () => {},
-  onDrain: () => {},
-  onClose: () => {},
+  onFrame: ignore,
+  onDataAck: ignore,
+  onData: ignore,
+  onReadEnd: ignore,
+  onDrain: ignore,
+  onClose: ignore,
 };
 
 /** A handler for a connection still in its handshake: control frames only, data is a protocol error. */
 export function handshakeHandler(h: Pick<ConnectionHandler, 'onFrame' | 'onClose'>): ConnectionHandler {
+  // Shared no-ops, not closures made per connection.
   return {
     onFrame: h.onFrame,
     onClose: h.onClose,
-    onDataAck: () => {
-      throw createError(ErrorCodes.PROTOCOL, 'data before the handshake finished');
-    },
-    onData: () => {},
-    onReadEnd: () => {},
-    onDrain: () => {},
+    onDataAck: refuseData,
+    onData: ignore,
+    onReadEnd: ignore,
+    onDrain: ignore,
   };
 }
 
