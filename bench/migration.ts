@@ -132,7 +132,9 @@ interface Ready {
 // Child: one pool member, plus a raw echo listener for the floor.
 
 async function serve(id: string, members: readonly Member[]): Promise<void> {
-  const marks: ServerMarks = { arrivals: [], surrenders: [] };
+  // Arrivals wait for their 'answered' mark until they are reported: 'resumed' may come before or
+  // after the arrival is recorded.
+  const marks = { arrivals: [] as Omit<ArrivalMarks, 'answered'>[], surrenders: [] as SurrenderMarks[] };
   /** When each epoch's RESUME was answered (the session emits 'resumed' after writing the answer). */
   const answered = new Map<number, number>();
   // When each connection was accepted and delivered its first bytes (the RESUME frame), by client port.
@@ -221,7 +223,6 @@ async function serve(id: string, members: readonly Member[]): Promise<void> {
         adopted: adopted.get(hex) ?? Number.NaN,
         handler,
         helloWritten,
-        answered: undefined,
       });
     };
     session.on('data', (chunk: Buffer) => {
